@@ -1,0 +1,142 @@
+"""Pydantic models of the API objects, for the table views.
+
+The JSON output never goes through these: it writes the decoded dict as received
+(`Partition.raw`), so unknown fields pass through and `3` never becomes `3.0`.
+Models are lenient: unknown fields are kept, unknown status values are plain strings.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from retab_cli.errors import BadResponseError
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+ACTIVE = frozenset({"pending", "queued", "in_progress"})
+KNOWN_STATUSES = ("pending", "queued", "in_progress", "completed", "failed", "cancelled")
+MODEL_TIERS = {"retab-micro": 0.2, "retab-small": 1.0, "retab-large": 3.0}
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class FileRef(_Lenient):
+    id: str = ""
+    filename: str = ""
+    mime_type: str = ""
+
+
+class PartitionChunk(_Lenient):
+    key: str
+    pages: list[int] = Field(default_factory=list)
+
+
+class PartitionChunkLikelihood(_Lenient):
+    key: float | None = None
+    pages: list[float] = Field(default_factory=list)
+
+
+class PartitionConsensus(_Lenient):
+    choices: list[list[PartitionChunk]] = Field(default_factory=list)
+    likelihoods: list[PartitionChunkLikelihood] = Field(default_factory=list)
+
+
+class PrimitiveError(_Lenient):
+    code: str = ""
+    message: str = ""
+    details: dict[str, Any] | None = None
+
+
+class RetabUsage(_Lenient):
+    credits: float
+
+
+class Partition(_Lenient):
+    id: str
+    file: FileRef = Field(default_factory=FileRef)
+    model: str = ""
+    key: str = ""
+    instructions: str | None = None
+    n_consensus: int = 1
+    allow_overlap: bool = True
+    output: list[PartitionChunk] = Field(default_factory=list)
+    status: str = "pending"
+    error: PrimitiveError | None = None
+    consensus: PartitionConsensus | None = None
+    usage: RetabUsage | None = None
+    created_at: str | None = None
+
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> Partition:
+        """Validate a decoded API object, keeping the dict itself beside the model."""
+        if not isinstance(raw, dict):
+            raise BadResponseError("unusable response: expected a partition object")
+        try:
+            model = cls.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise BadResponseError(
+                f"unusable response: partition field {where!r}: {first['msg']}"
+            ) from None
+        model._raw = raw
+        return model
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        return self._raw
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def created(self) -> datetime | None:
+        return parse_time(self.created_at)
+
+    @property
+    def credits(self) -> float | None:
+        return self.usage.credits if self.usage else None
+
+
+class ListMetadata(_Lenient):
+    before: str | None = None
+    after: str | None = None
+
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
+)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Parse any RFC 3339 variant (Z or offset, any fraction length, 'T' or space).
+
+    A missing offset is read as UTC; anything unparseable gives None, never an error:
+    a display must not die on a date.
+    """
+    if not value:
+        return None
+    m = _RFC3339.fullmatch(value.strip())
+    if not m:
+        return None
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
+    try:
+        when = datetime(year, month, day, hour, minute, min(second, 59), micro, tzinfo=UTC)
+    except ValueError:
+        return None
+    if m.group(9):
+        from datetime import timedelta
+
+        offset = timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
+        when = when - offset if m.group(9) == "+" else when + offset
+    return when
