@@ -27,19 +27,16 @@ _SEVERITY = (SIGTERM, SIGINT, AUTH, USAGE, ERROR, NOT_FOUND, RUN_FAILED, RUN_CAN
              STILL_RUNNING, OK)
 
 EXIT_CODE_TABLE = (
-    (OK, "success; for watch, create --wait, get --exit-status: every run completed; "
-         "for cancel --wait: every run terminal"),
-    (ERROR, "the API or network failed (after retries), 409, or an unusable response"),
-    (USAGE, "bad input: refused locally (nothing sent) or rejected by the server "
-            "(400, 413, 422)"),
+    (OK, "success; watch, create --wait, get --exit-status: every run completed"),
+    (ERROR, "the API or network failed after retries, a 409, or an unusable response"),
+    (USAGE, "bad input: refused locally, or rejected by the server (400, 413, 422)"),
     (RUN_FAILED, "a run ended failed"),
     (AUTH, "authentication: no key configured, 401, 403"),
-    (RUN_CANCELLED, "a run ended cancelled (not when you asked cancel for it)"),
-    (NOT_FOUND, "not found: 404 for an id that was asked for"),
+    (RUN_CANCELLED, "a run ended cancelled (not when you asked to cancel it)"),
+    (NOT_FOUND, "not found: a 404 for an id you asked for"),
     (7, "reserved"),
-    (STILL_RUNNING, "still running: --timeout expired, or get --exit-status saw a "
-                    "non-terminal run"),
-    (SIGINT, "interrupted by SIGINT (130) or SIGTERM (143)"),
+    (STILL_RUNNING, "still running: --timeout expired, or get --exit-status saw an active run"),
+    (SIGINT, "interrupted by Ctrl-C (SIGINT); 143 for SIGTERM"),
 )
 
 
@@ -198,3 +195,10 @@ def hint_for(error: RetabError) -> str | None:
     if isinstance(error, BadResponseError):
         return "add --debug to see the response; check --base-url"
     return None
+
+
+def exit_for_status(status: str) -> int:
+    """A run's status as an exit code: the mapping watch and get --exit-status share."""
+    return {"completed": OK, "failed": RUN_FAILED, "cancelled": RUN_CANCELLED}.get(
+        status, STILL_RUNNING
+    )

@@ -7,13 +7,13 @@ Models are lenient: unknown fields are kept, unknown status values are plain str
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from retab_cli.errors import BadResponseError
+from retab_cli.parsing import parse_time as parse_time
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 ACTIVE = frozenset({"pending", "queued", "in_progress"})
@@ -109,34 +109,3 @@ class Partition(_Lenient):
 class ListMetadata(_Lenient):
     before: str | None = None
     after: str | None = None
-
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
-    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
-)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """Parse any RFC 3339 variant (Z or offset, any fraction length, 'T' or space).
-
-    A missing offset is read as UTC; anything unparseable gives None, never an error:
-    a display must not die on a date.
-    """
-    if not value:
-        return None
-    m = _RFC3339.fullmatch(value.strip())
-    if not m:
-        return None
-    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
-    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
-    try:
-        when = datetime(year, month, day, hour, minute, min(second, 59), micro, tzinfo=UTC)
-    except ValueError:
-        return None
-    if m.group(9):
-        from datetime import timedelta
-
-        offset = timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
-        when = when - offset if m.group(9) == "+" else when + offset
-    return when

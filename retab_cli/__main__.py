@@ -1,0 +1,3 @@
+from retab_cli.app import main
+
+main()

@@ -1,0 +1,142 @@
+"""The root Typer app: global options, sub-apps, and the error boundary.
+
+Start-up stays light: command modules import the client, models and rich inside
+their functions, so `retab --help` and `retab --version` load none of them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import Annotated
+
+import typer
+
+from retab_cli import __version__
+from retab_cli.commands import auth, completion, partitions
+from retab_cli.emulator import cli as emulator_cli
+from retab_cli.errors import EXIT_CODE_TABLE
+from retab_cli.settings import GlobalOptions
+
+_EXIT_CODES = "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODE_TABLE)
+HELP = f"""retab: start, watch, inspect and cancel Retab partition runs.
+
+Data goes to stdout (a table on a terminal, JSON otherwise); progress, warnings and
+errors go to stderr.
+
+\b
+Exit codes:
+{_EXIT_CODES}
+
+With several ids the most severe outcome wins: 4, 2, 1, 6, 3, 5, 8, 0.
+"""
+
+app = typer.Typer(
+    name="retab",
+    help=HELP,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+app.add_typer(partitions.app, name="partitions")
+app.add_typer(auth.app, name="auth")
+app.add_typer(completion.app, name="completion")
+app.add_typer(emulator_cli.app, name="emulator")
+
+
+def version_text() -> str:
+    return (f"retab-cli {__version__} (Python {platform.python_version()}; "
+            f"{platform.system()} {platform.machine()})")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(version_text() + "\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    profile: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Config profile to use [env: RETAB_PROFILE].")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        metavar="URL", help="API base URL [env: RETAB_API_BASE_URL; default https://api.retab.com].")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        metavar="KEY", help="API key (visible to other users in the process list; prefer RETAB_API_KEY "
+             "or 'retab auth login').")] = None,
+    max_rps: Annotated[str | None, typer.Option(
+        metavar="N", help="Request budget per second, shared by all requests; 0 = unlimited "
+             "[env: RETAB_MAX_RPS; default 5].")] = None,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Log each request and response to stderr (secrets masked).")] = False,
+    color: Annotated[str | None, typer.Option(
+        metavar="WHEN", help="Colour: auto, always or never.")] = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="Same as --color never.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Show the version and exit.", is_eager=True,
+        callback=_show_version)] = False,
+) -> None:
+    from retab_cli.errors import UsageError
+
+    if color not in (None, "auto", "always", "never"):
+        raise UsageError(f"invalid --color {color!r}: choose auto, always or never")
+    rps: float | None = None
+    if max_rps is not None:
+        try:
+            rps = float(max_rps)
+        except ValueError:
+            raise UsageError("--max-rps must be a number >= 0 (0 = unlimited)") from None
+    ctx.obj = GlobalOptions(
+        profile=profile,
+        base_url=base_url,
+        api_key=api_key,
+        max_rps=rps,
+        debug=debug,
+        color="never" if no_color else color,
+    )
+
+
+_GLOBAL_VALUED = ("--profile", "--base-url", "--api-key", "--max-rps", "--color")
+_GLOBAL_FLAGS = ("--debug", "--no-color")
+
+
+def hoist_globals(args: list[str]) -> list[str]:
+    """Move global options given after the subcommand to the front, so they work anywhere.
+
+    Stops at `--`; the value of a valued option travels with it.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in _GLOBAL_FLAGS:
+            front.append(arg)
+        elif name in _GLOBAL_VALUED:
+            front.append(arg)
+            if "=" not in arg and i + 1 < len(args):
+                front.append(args[i + 1])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, turn every failure into one line and an exit code."""
+    from retab_cli.commands._common import run_app
+
+    args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    code = run_app(app, args)
+    sys.stdout.flush() if not sys.stdout.closed else None
+    os._exit(code) if code in (130, 143) else sys.exit(code)

@@ -1,0 +1,356 @@
+"""What every command shares: output options, settings, the client, ids, the boundary."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from retab_cli import errors
+from retab_cli.errors import RetabError, UsageError
+from retab_cli.render import Renderer, parse_fields, resolve_mode
+from retab_cli.settings import GlobalOptions, Settings, resolve
+
+if TYPE_CHECKING:
+    from retab_cli.client import Client
+
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Output: auto, table, json, jsonl or ids [env: RETAB_OUTPUT]. "
+                           "auto is a table on a terminal, JSON otherwise.",
+    show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Print ids only (-o ids) and no progress.")]
+FieldsOpt = Annotated[str | None, typer.Option(
+    help="Comma-separated fields (dotted paths, e.g. id,status,file.filename) to keep in "
+         "JSON or show as table columns.", show_default=False)]
+
+
+def _interrupt_code(signum: int) -> int:
+    return errors.SIGTERM if signum == signal.SIGTERM else errors.SIGINT
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; carries the exit code (130 / 143)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class Env:
+    """One invocation: the global options, the renderer, settings and client on demand."""
+
+    def __init__(
+        self,
+        ctx: typer.Context,
+        *,
+        output: str | None = None,
+        json: bool = False,
+        quiet: bool = False,
+        fields: str | None = None,
+    ) -> None:
+        root = ctx.find_root()
+        self.opts: GlobalOptions = root.obj if isinstance(root.obj, GlobalOptions) \
+            else GlobalOptions()
+        color = _color_choice(self.opts.color)
+        self.renderer = Renderer("json", color=color, quiet=quiet)
+        try:
+            mode, explicit = resolve_mode(output, json, quiet, os.environ.get("RETAB_OUTPUT"),
+                                          sys.stdout)
+            self.renderer.explicit_json = explicit
+            self.renderer.fields = parse_fields(fields)
+        except RetabError as exc:
+            self.fail(exc)
+        self.renderer.mode = mode
+        self.renderer.quiet = quiet or mode == "ids"
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = resolve(self.opts, os.environ, warn=self.renderer.warn)
+        return self._settings
+
+    def client(self, *, request_timeout: float | None = None) -> Client:
+        from retab_cli.budget import Budget
+        from retab_cli.client import REQUEST_TIMEOUT, Client, normalize_base_url
+
+        settings = self.settings
+        base_url = normalize_base_url(
+            settings.base_url,
+            allow_insecure=os.environ.get("RETAB_ALLOW_INSECURE_HTTP") == "1",
+            warn=self.renderer.warn,
+        )
+        key = settings.require_key()
+        return Client(
+            base_url,
+            key,
+            budget=Budget(settings.max_rps),
+            notice=self.renderer.notice,
+            debug=self.renderer.notice if settings.debug else None,
+            request_timeout=request_timeout or REQUEST_TIMEOUT,
+        )
+
+    def fail(self, error: RetabError) -> typer.Exit:
+        self.renderer.error(error)
+        raise typer.Exit(error.exit_code)
+
+    def run(self, main: Callable[[], Awaitable[int]], *, on_interrupt: Callable[[int], None]
+            | None = None, on_broken_pipe: Callable[[], int] | None = None) -> None:
+        """Run a command's coroutine; turn every outcome into an exit code (typer.Exit)."""
+        code = self._run(main, on_interrupt, on_broken_pipe)
+        raise typer.Exit(code)
+
+    def _run(self, main: Callable[[], Awaitable[int]],
+             on_interrupt: Callable[[int], None] | None,
+             on_broken_pipe: Callable[[], int] | None) -> int:
+        try:
+            return run_interruptible(main)
+        except Interrupted as stop:
+            if on_interrupt:
+                on_interrupt(stop.code)
+            else:
+                self.renderer.warn("interrupted")
+            return stop.code
+        except RetabError as exc:
+            self.renderer.error(exc)
+            return exc.exit_code
+        except BrokenPipeError:
+            silence_stdout()
+            return on_broken_pipe() if on_broken_pipe else errors.OK
+
+
+def run_interruptible(main: Callable[[], Awaitable[int]]) -> int:
+    """asyncio.run with SIGINT/SIGTERM turned into `Interrupted` (the main task cancelled)."""
+
+    import asyncio
+
+    async def runner() -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        received: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            if received:  # a second interrupt: leave now, restoring the cursor first
+                sys.stderr.write("\x1b[?25h" if sys.stderr.isatty() else "")
+                sys.stderr.flush()
+                os._exit(_interrupt_code(received[0]))
+            received.append(signum)
+            if task is not None:
+                task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            # Not possible off the main thread (test runners) or off POSIX.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await main()
+        except asyncio.CancelledError:
+            if received:
+                raise Interrupted(_interrupt_code(received[0])) from None
+            raise
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(signum)
+
+    try:
+        return asyncio.run(runner())
+    except KeyboardInterrupt:
+        raise Interrupted(errors.SIGINT) from None
+
+
+def silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _color_choice(flag: str | None) -> str:
+    from retab_cli.settings import _color
+
+    return _color(flag, os.environ)
+
+
+# ---- ids ---------------------------------------------------------------------------
+
+
+def read_ids(args: Sequence[str], *, stdin: Any = None) -> list[str]:
+    """Ids from arguments, or `-` for stdin: blanks and # comments skipped, de-duplicated
+    in order, every one validated before anything is sent."""
+    from retab_cli.client import validate_id
+
+    if not args:
+        raise UsageError("no partition ids given (pass ids, or - to read them from stdin)")
+    raw: list[str] = []
+    for arg in args:
+        if arg == "-":
+            raw.extend(_stdin_ids(stdin or sys.stdin))
+        else:
+            raw.append(arg)
+    seen: dict[str, None] = {}
+    for value in raw:
+        seen.setdefault(validate_id(value), None)
+    if not seen:
+        raise UsageError("no partition ids on stdin")
+    return list(seen)
+
+
+def _stdin_ids(stream: Any) -> list[str]:
+    if _is_tty(stream):
+        raise UsageError("'-' reads ids from stdin, but stdin is a terminal",
+                         hint="pipe ids in, e.g. retab partitions list -q | ...")
+    ids = []
+    for line in stream.read().splitlines():
+        text = line.split("#", 1)[0].strip()
+        if text:
+            ids.append(text)
+    return ids
+
+
+def _is_tty(stream: Any) -> bool:
+    try:
+        return bool(os.isatty(stream.fileno()))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def stdin_is_tty() -> bool:
+    return _is_tty(sys.stdin)
+
+
+# ---- the process boundary (Typer's own usage errors) -------------------------------
+
+
+def run_app(app: typer.Typer, args: list[str]) -> int:
+    from typer import Abort
+    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import UsageError as ClickUsageError
+
+    renderer = Renderer("json", explicit_json=_asks_json(args))
+    try:
+        result = app(args=args, prog_name="retab", standalone_mode=False)
+    except ClickUsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "retab"
+        renderer.error(UsageError(exc.format_message(),
+                                  hint=f"run '{where} --help' for usage"))
+        return errors.USAGE
+    except RetabError as exc:
+        renderer.error(exc)
+        return exc.exit_code
+    except (Abort, KeyboardInterrupt, Interrupted) as exc:
+        renderer.warn("interrupted")
+        return exc.code if isinstance(exc, Interrupted) else errors.SIGINT
+    except ClickException as exc:
+        renderer.error(UsageError(exc.format_message()))
+        return errors.USAGE
+    except BrokenPipeError:
+        silence_stdout()
+        return errors.OK
+    return result if isinstance(result, int) else errors.OK
+
+
+def _asks_json(args: Sequence[str]) -> bool:
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--json" or arg in ("-ojson", "-ojsonl", "--output=json", "--output=jsonl"):
+            return True
+        if arg in ("-o", "--output") and i + 1 < len(args) and args[i + 1] in ("json", "jsonl"):
+            return True
+    return False
+
+
+@dataclass
+class Outcome:
+    item: Any
+    value: Any = None
+    error: RetabError | None = None
+
+
+FATAL = (errors.AuthError,)
+
+
+async def ordered(
+    items: Sequence[Any],
+    worker: Callable[[Any], Awaitable[Any]],
+    emit: Callable[[Outcome], None],
+    *,
+    limit: int = 16,
+) -> list[Outcome]:
+    """Run `worker` over items, at most `limit` at once; `emit` results in input order as
+    soon as each prefix is done. An auth error stops the rest (they are not attempted)."""
+    import asyncio
+
+    results: dict[int, Outcome] = {}
+    next_emit = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(len(items)):
+        queue.put_nowait(index)
+    stop: list[RetabError] = []
+
+    async def one() -> None:
+        nonlocal next_emit
+        while not stop and not queue.empty():
+            index = queue.get_nowait()
+            try:
+                outcome = Outcome(items[index], value=await worker(items[index]))
+            except RetabError as exc:
+                outcome = Outcome(items[index], error=exc)
+                if isinstance(exc, FATAL):
+                    stop.append(exc)
+            results[index] = outcome
+            while next_emit in results:
+                emit(results[next_emit])
+                next_emit += 1
+
+    workers = [asyncio.create_task(one()) for _ in range(min(limit, len(items)) or 1)]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+    if stop:
+        raise stop[0]
+    return [results[i] for i in range(len(items))]
+
+
+def confirm_destructive(env: Env, question: str, yes: bool, *, declined: str) -> None:
+    """Ask on a terminal; without one, refuse unless --yes (DESIGN §1)."""
+    if yes:
+        return
+    if not stdin_is_tty():
+        raise UsageError("refusing to go on without --yes: stdin is not a terminal, so "
+                         "there is no one to confirm", hint="add --yes to confirm")
+    if not env.renderer.confirm(question):
+        raise RetabError(declined, exit_code=errors.ERROR, hint=None)
+
+
+def report_partial(env: Env, verb: str, done: Sequence[str], wanted: Sequence[str], *,
+                   interrupted: bool = False, reason: str | None = None) -> None:
+    """Say exactly which ids a stopped bulk operation already handled."""
+    if len(done) == len(wanted):
+        if reason:
+            env.renderer.warn(f"{verb} all {len(wanted)}; {reason}")
+        return
+    why = "interrupted" if interrupted else (reason or "stopped")
+    env.renderer.warn(f"{why}: {verb} {len(done)} of {len(wanted)}")
+    for partition_id in done:
+        env.renderer.warn(f"  {verb}: {partition_id}")
+    handled = set(done)
+    left = [i for i in wanted if i not in handled]
+    if left:
+        env.renderer.warn(f"  not {verb} ({len(left)}): " + " ".join(left[:20])
+                          + (" …" if len(left) > 20 else ""))

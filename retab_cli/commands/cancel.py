@@ -1,0 +1,199 @@
+"""`retab partitions cancel ID... | - | --all-matching [filters]`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from retab_cli import errors
+from retab_cli.commands._common import (
+    Env,
+    FieldsOpt,
+    JsonOpt,
+    Outcome,
+    OutputOpt,
+    QuietOpt,
+    confirm_destructive,
+    ordered,
+    read_ids,
+    report_partial,
+)
+from retab_cli.commands.delete import DryRunOpt, YesOpt
+from retab_cli.commands.listing import (
+    FilenameOpt,
+    ListQuery,
+    SinceOpt,
+    StatusOpt,
+    UntilOpt,
+    build_query,
+    iter_pages,
+)
+from retab_cli.errors import UsageError
+
+ACTIVE = ["pending", "queued", "in_progress"]
+
+
+def cancel(
+    ctx: typer.Context,
+    ids: Annotated[list[str] | None, typer.Argument(
+        help="Partition ids, or - to read them from stdin.", show_default=False)] = None,
+    all_matching: Annotated[bool, typer.Option(
+        "--all-matching", help="Cancel every run matching the filters (at least one; "
+                               "statuses default to pending, queued, in_progress).")] = False,
+    status: StatusOpt = None,
+    filename: FilenameOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Then wait until every run is terminal.")] = False,
+    timeout: Annotated[str | None, typer.Option(
+        help="With --wait: give up after this long (exit 8), e.g. 90s, 5m.",
+        show_default=False)] = None,
+    output: OutputOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    fields: FieldsOpt = None,
+) -> None:
+    """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged)."""
+    env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
+    try:
+        query = _check(ids, all_matching, status, filename, since, until)
+        wanted = read_ids(ids or []) if query is None else []
+        wait_timeout = _timeout(timeout)
+    except errors.RetabError as exc:
+        raise env.fail(exc) from None
+    done: list[str] = []
+
+    async def main() -> int:
+        async with env.client() as client:
+            if query is not None:
+                wanted.extend(await _snapshot(client, query))
+                if not _confirm_matching(env, wanted, dry_run, yes):
+                    return errors.OK
+            elif dry_run:
+                _dry_run(env, wanted)
+                return errors.OK
+            results = await _cancel_all(env, client, wanted, done)
+            if wait and results.finals:
+                from retab_cli.commands.watch import watch_until_terminal
+
+                return await watch_until_terminal(env, client, results.finals, wait_timeout)
+        return results.code
+
+    def on_interrupt(code: int) -> None:
+        report_partial(env, "cancelled", done, wanted, interrupted=True)
+
+    def on_broken_pipe() -> int:
+        report_partial(env, "cancelled", done, wanted, reason="stdout was closed")
+        return errors.ERROR
+
+    env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
+
+
+def _check(ids: list[str] | None, all_matching: bool, status: list[str] | None,
+           filename: str | None, since: str | None, until: str | None) -> ListQuery | None:
+    filters = bool(status or filename or since or until)
+    if not all_matching:
+        if filters:
+            raise UsageError("--status/--filename/--since/--until need --all-matching")
+        if not ids:
+            raise UsageError("no partition ids given (pass ids, - for stdin, or "
+                             "--all-matching with filters)")
+        return None
+    if ids:
+        raise UsageError("give either ids or --all-matching, not both")
+    if not filters:
+        raise UsageError("--all-matching needs at least one filter (--status, --filename, "
+                         "--since, --until)")
+    return build_query(status or ACTIVE, filename, since, until, limit=None)
+
+
+def _timeout(text: str | None) -> float | None:
+    from retab_cli.parsing import parse_duration
+
+    return parse_duration(text, "--timeout") if text else None
+
+
+async def _snapshot(client: Any, query: ListQuery) -> list[str]:
+    """The matching ids, listed once before anything is cancelled."""
+    ids: list[str] = []
+    async for page, _info in iter_pages(client, query):
+        ids.extend(str(item["id"]) for item in page if "id" in item)
+    return list(dict.fromkeys(ids))
+
+
+def _confirm_matching(env: Env, wanted: list[str], dry_run: bool, yes: bool) -> bool:
+    if not wanted:
+        env.renderer.info("no partitions match; nothing to cancel")
+        return False
+    if dry_run:
+        _dry_run(env, wanted)
+        return False
+    env.renderer.info(f"{len(wanted)} partition(s) match")
+    confirm_destructive(env, f"Cancel {len(wanted)} partition(s)?", yes,
+                        declined="nothing cancelled")
+    return True
+
+
+def _dry_run(env: Env, wanted: list[str]) -> None:
+    for partition_id in wanted:
+        env.renderer.line(f"POST /v1/partitions/{partition_id}/cancel")
+    env.renderer.info(f"dry run: would cancel {len(wanted)} partition(s); nothing sent")
+
+
+class _Results:
+    def __init__(self) -> None:
+        self.finals: list[dict[str, Any]] = []
+        self.codes: list[int] = []
+
+    @property
+    def code(self) -> int:
+        return errors.worst(self.codes)
+
+
+async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str]) -> _Results:
+    results = _Results()
+
+    async def one(partition_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = (await client.cancel(partition_id)).data
+        return data
+
+    def emit(outcome: Outcome) -> None:
+        if outcome.error is not None:
+            outcome.error.partition_id = outcome.item
+            env.renderer.error(outcome.error)
+            results.codes.append(outcome.error.exit_code)
+            return
+        done.append(outcome.item)
+        results.finals.append(outcome.value)
+        _show(env, outcome.value)
+
+    try:
+        await ordered(wanted, one, emit)
+    except errors.RetabError:
+        report_partial(env, "cancelled", done, wanted)
+        raise
+    if env.renderer.mode == "json" and results.finals:
+        single = len(wanted) == 1
+        env.renderer.json(results.finals[0]) if single else env.renderer.json_list(
+            results.finals)
+    return results
+
+
+def _show(env: Env, raw: dict[str, Any]) -> None:
+    mode = env.renderer.mode
+    if mode == "jsonl":
+        env.renderer.jsonl(raw)
+    elif mode == "ids":
+        env.renderer.line(str(raw.get("id", "")))
+    elif mode == "table":
+        from retab_cli.render import tables
+
+        status = str(raw.get("status", ""))
+        note = "" if status == "cancelled" else "already ended; unchanged"
+        if status not in ("completed", "failed", "cancelled"):
+            note = "cancel requested"
+        tables.result_lines(env.renderer, [(str(raw.get("id", "")), status, note)])

@@ -1,0 +1,342 @@
+"""`retab partitions create FILE... | - | --url URL --key KEY`."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from retab_cli import errors
+from retab_cli.commands._common import (
+    Env,
+    FieldsOpt,
+    JsonOpt,
+    Outcome,
+    OutputOpt,
+    QuietOpt,
+    ordered,
+)
+from retab_cli.errors import OutcomeUnknownError, UsageError
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from retab_cli.documents import Document
+
+DEFAULT_SYNC_TIMEOUT = 600.0
+UPLOADS_AT_ONCE = 4
+BYTES_IN_FLIGHT = 64 * 1024 * 1024
+MODELS = ["retab-micro", "retab-small", "retab-large"]
+
+
+def _complete_model(incomplete: str) -> list[str]:
+    return [m for m in MODELS if m.startswith(incomplete)]
+
+
+@dataclass
+class CreateOptions:
+    key: str
+    instructions: str | None
+    model: str | None
+    consensus: int | None
+    no_overlap: bool
+    bust_cache: bool
+    background: bool
+
+    def body(self, document: Document) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "document": {"filename": document.filename, "url": document.data_url()},
+            "key": self.key,
+            "instructions": self.instructions or default_instructions(self.key),
+        }
+        if self.model:
+            body["model"] = self.model
+        if self.consensus is not None:
+            body["n_consensus"] = self.consensus
+        if self.no_overlap:
+            body["allow_overlap"] = False
+        if self.bust_cache:
+            body["bust_cache"] = True
+        body["background"] = self.background
+        return body
+
+    def rerun(self, document: Document, idempotency_key: str, wait: bool) -> str:
+        """A ready command that retries this one document without creating a duplicate."""
+        import shlex
+
+        source = ["--url", document.url] if document.url and not document.url.startswith(
+            "data:") else [document.label]
+        args = ["retab", "partitions", "create", *source, "--key", self.key]
+        if self.instructions:
+            args += ["--instructions", self.instructions]
+        if self.model:
+            args += ["--model", self.model]
+        if self.consensus is not None:
+            args += ["--consensus", str(self.consensus)]
+        if self.no_overlap:
+            args.append("--no-overlap")
+        if self.bust_cache:
+            args.append("--bust-cache")
+        if document.label in ("-", "data URL") or document.filename != _basename(document):
+            args += ["--filename", document.filename]
+        args.append("--wait" if wait else "--background" if self.background else "")
+        args += ["--idempotency-key", idempotency_key]
+        return shlex.join(a for a in args if a)
+
+
+def _basename(document: Document) -> str:
+    return document.path.name if document.path else document.filename
+
+
+def default_instructions(key: str) -> str:
+    return (f"Split the document into one chunk per distinct {key}: each chunk holds the "
+            f"pages that belong to that {key}.")
+
+
+def create(
+    ctx: typer.Context,
+    files: Annotated[list[str] | None, typer.Argument(
+        help="Documents to partition (PDF, images, text), or - to read one from stdin.",
+        show_default=False)] = None,
+    url: Annotated[str | None, typer.Option(
+        help="A document URL for the service to fetch (https://...), or a data: URL.",
+        show_default=False)] = None,
+    key: Annotated[str, typer.Option(
+        help="What to split along, e.g. 'invoice number'.", show_default=False)] = "",
+    instructions: Annotated[str | None, typer.Option(
+        help="How to partition (default: a sentence built from --key).",
+        show_default=False)] = None,
+    model: Annotated[str | None, typer.Option(
+        help="Model tier: retab-micro, retab-small or retab-large (server default when "
+             "omitted).", autocompletion=_complete_model, show_default=False)] = None,
+    consensus: Annotated[int | None, typer.Option(
+        help="Consensus votes, 1-8.", show_default=False)] = None,
+    no_overlap: Annotated[bool, typer.Option(
+        "--no-overlap", help="A page may belong to one chunk only.")] = False,
+    bust_cache: Annotated[bool, typer.Option(
+        "--bust-cache", help="Skip the service's cache.")] = False,
+    filename: Annotated[str | None, typer.Option(
+        help="Filename to send (needed with - and data: URLs).", show_default=False)] = None,
+    mime_type: Annotated[str | None, typer.Option(
+        help="MIME type to send instead of the one sniffed from the bytes.",
+        show_default=False)] = None,
+    idempotency_key: Annotated[str | None, typer.Option(
+        help="Idempotency-Key for a safe retry (one document only; generated otherwise).",
+        show_default=False)] = None,
+    background: Annotated[bool, typer.Option(
+        "--background", help="Return at once with the run queued.")] = False,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Start in the background and watch until every run ends.")] = False,
+    timeout: Annotated[str | None, typer.Option(
+        help="Give up after this long: the synchronous request (default 10m) or, with "
+             "--wait, the watch (exit 8).", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the requests that would be sent; send nothing.")] = False,
+    output: OutputOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    fields: FieldsOpt = None,
+) -> None:
+    """Partition documents along a key (one chunk per invoice, per contract, ...)."""
+    env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
+    try:
+        options, documents, deadline = _prepare(
+            files or [], url, key, instructions, model, consensus, no_overlap, bust_cache,
+            filename, mime_type, idempotency_key, background, wait, timeout, env)
+    except errors.RetabError as exc:
+        raise env.fail(exc) from None
+    import secrets
+
+    keys = [idempotency_key or secrets.token_hex(16) for _ in documents]
+    if dry_run:
+        _dry_run(env, options, documents, keys)
+        raise typer.Exit(0)
+    single = (len(documents) == 1 and (files or ["x"])[0] != "-") or url is not None
+
+    async def main() -> int:
+        sync_timeout = None if (background or wait) else (deadline or DEFAULT_SYNC_TIMEOUT)
+        async with env.client(request_timeout=sync_timeout) as client:
+            created = await _create_all(env, client, options, documents, keys, wait, single)
+            if wait and created.finals:
+                from retab_cli.commands.watch import watch_until_terminal
+
+                code = await watch_until_terminal(env, client, created.finals, deadline,
+                                                  single=single)
+                return errors.worst([code, *created.codes])
+        return errors.worst(created.codes)
+
+    env.run(main)
+
+
+def _prepare(files: list[str], url: str | None, key: str, instructions: str | None,
+             model: str | None, consensus: int | None, no_overlap: bool, bust_cache: bool,
+             filename: str | None, mime_type: str | None, idempotency_key: str | None,
+             background: bool, wait: bool, timeout: str | None, env: Env
+             ) -> tuple[CreateOptions, list[Document], float | None]:
+    from retab_cli.parsing import parse_duration
+
+    if not key.strip():
+        raise UsageError("--key is required: what to split along, e.g. --key 'invoice number'")
+    if background and wait:
+        raise UsageError("--background and --wait cannot be used together")
+    if timeout and background:
+        raise UsageError("--timeout applies to a synchronous create or --wait")
+    if consensus is not None and not 1 <= consensus <= 8:
+        raise UsageError(f"--consensus must be between 1 and 8 (got {consensus})")
+    if model is not None and not model.strip():
+        raise UsageError("--model must not be empty")
+    deadline = parse_duration(timeout, "--timeout") if timeout else None
+    documents = _documents(files, url, filename, mime_type, env)
+    if idempotency_key is not None:
+        if len(documents) != 1:
+            raise UsageError("--idempotency-key needs a single document")
+        if not idempotency_key.strip() or not idempotency_key.isprintable():
+            raise UsageError("--idempotency-key must be printable and not empty")
+    options = CreateOptions(key=key, instructions=instructions, model=model,
+                            consensus=consensus, no_overlap=no_overlap,
+                            bust_cache=bust_cache, background=background or wait)
+    return options, documents, deadline
+
+
+def _documents(files: list[str], url: str | None, filename: str | None,
+               mime_type: str | None, env: Env) -> list[Document]:
+    from retab_cli.documents import from_path, from_stdin, from_url
+
+    warn = env.renderer.warn
+    if url is not None:
+        if files:
+            raise UsageError("give either FILE arguments or --url, not both")
+        return [from_url(url, filename=filename, mime_type=mime_type)]
+    if not files:
+        raise UsageError("no document given: pass FILE..., - for stdin, or --url URL")
+    if "-" in files and len(files) > 1:
+        raise UsageError("'-' (stdin) cannot be combined with other files")
+    if files == ["-"]:
+        return [from_stdin(sys.stdin.buffer, filename=filename, mime_type=mime_type,
+                           warn=warn)]
+    if filename and len(files) > 1:
+        raise UsageError("--filename needs a single document")
+    return [from_path(f, filename=filename, mime_type=mime_type, warn=warn) for f in files]
+
+
+def _dry_run(env: Env, options: CreateOptions, documents: list[Document],
+             keys: list[str]) -> None:
+    requests = []
+    for document, key in zip(documents, keys, strict=True):
+        body = options.body(document)
+        shown = body["document"]["url"]
+        if shown.startswith("data:"):
+            head = shown.split(",", 1)[0]
+            body["document"]["url"] = f"{head},<{document.size} bytes>"
+        requests.append({"method": "POST", "path": "/v1/partitions",
+                         "headers": {"Idempotency-Key": key}, "body": body})
+    if env.renderer.mode == "jsonl":
+        for request in requests:
+            env.renderer.jsonl(request)
+    else:
+        env.renderer.json(requests[0]) if len(requests) == 1 else env.renderer.json_list(
+            requests)
+    env.renderer.info(f"dry run: {len(requests)} request(s) not sent")
+
+
+class _Created:
+    def __init__(self) -> None:
+        self.finals: list[dict[str, Any]] = []
+        self.codes: list[int] = []
+
+
+async def _create_all(env: Env, client: Any, options: CreateOptions,
+                      documents: list[Document], keys: list[str], wait: bool,
+                      single: bool) -> _Created:
+    import asyncio
+
+    created = _Created()
+    in_flight = _ByteBudget(BYTES_IN_FLIGHT)
+    progress = None
+    if len(documents) > 1 and env.renderer.mode == "table":
+        from retab_cli.render import tables
+
+        progress = tables.UploadProgress(env.renderer, total=len(documents))
+
+    async def one(index: int) -> dict[str, Any]:
+        document = documents[index]
+        async with in_flight.hold(document.size or 0):
+            body = await asyncio.to_thread(options.body, document)
+            result = await client.create(body, idempotency_key=keys[index])
+        if progress:
+            progress.advance(document.filename)
+        data: dict[str, Any] = result.data
+        return data
+
+    def emit(outcome: Outcome) -> None:
+        document = documents[outcome.item]
+        if outcome.error is not None:
+            _report_failure(env, options, document, keys[outcome.item], outcome.error, wait)
+            created.codes.append(outcome.error.exit_code)
+            return
+        created.finals.append(outcome.value)
+        if not options.background:
+            created.codes.append(_sync_code(str(outcome.value.get("status"))))
+        if env.renderer.mode == "jsonl" and not wait:
+            env.renderer.jsonl(outcome.value)
+
+    if progress:
+        with progress:
+            await ordered(list(range(len(documents))), one, emit, limit=UPLOADS_AT_ONCE)
+    else:
+        await ordered(list(range(len(documents))), one, emit, limit=UPLOADS_AT_ONCE)
+    if not wait and env.renderer.mode != "jsonl" and created.finals:
+        env.renderer.partitions(created.finals, single=single)
+    if wait and created.finals:
+        ids = ", ".join(str(f.get("id")) for f in created.finals[:5])
+        env.renderer.info(f"created {len(created.finals)} run(s): {ids}"
+                          + (" …" if len(created.finals) > 5 else ""))
+    return created
+
+
+def _sync_code(status: str) -> int:
+    return errors.exit_for_status(status)
+
+
+def _report_failure(env: Env, options: CreateOptions, document: Document, key: str,
+                    error: errors.RetabError, wait: bool) -> None:
+    error.file = document.label if document.label != "data URL" else document.filename
+    if isinstance(error, OutcomeUnknownError):
+        error.hint = ("retry safely (no duplicate run) with: "
+                      + options.rerun(document, key, wait))
+    if not error.message.startswith(document.filename):
+        error.message = f"{error.file}: {error.message}"
+    env.renderer.error(error)
+
+
+class _ByteBudget:
+    """Bounds the bytes of documents held in memory at once (a big file waits its turn)."""
+
+    def __init__(self, limit: int) -> None:
+        import asyncio
+
+        self.limit = limit
+        self.used = 0
+        self._cond: asyncio.Condition = asyncio.Condition()
+
+    def hold(self, size: int) -> _Hold:
+        return _Hold(self, min(size, self.limit))
+
+
+class _Hold:
+    def __init__(self, budget: _ByteBudget, size: int) -> None:
+        self.budget = budget
+        self.size = size
+
+    async def __aenter__(self) -> None:
+        async with self.budget._cond:
+            await self.budget._cond.wait_for(
+                lambda: self.budget.used + self.size <= self.budget.limit)
+            self.budget.used += self.size
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self.budget._cond:
+            self.budget.used -= self.size
+            self.budget._cond.notify_all()

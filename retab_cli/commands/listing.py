@@ -1,0 +1,236 @@
+"""`retab partitions list`, and the list query shared with `cancel --all-matching`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from retab_cli import errors
+from retab_cli.commands._common import Env, FieldsOpt, JsonOpt, OutputOpt, QuietOpt
+from retab_cli.errors import BadResponseError, UsageError
+from retab_cli.parsing import parse_day, parse_time
+
+if TYPE_CHECKING:
+    from retab_cli.client import Client
+
+STATUSES = ("pending", "queued", "in_progress", "completed", "failed", "cancelled")
+PAGE_MAX = 100
+
+StatusOpt = Annotated[list[str] | None, typer.Option(
+    "--status", help="Only runs with this status (repeatable): "
+                     "pending, queued, in_progress, completed, failed, cancelled.",
+    show_default=False)]
+FilenameOpt = Annotated[str | None, typer.Option(
+    "--filename", help="Only files whose name starts with this (case-insensitive).",
+    show_default=False)]
+SinceOpt = Annotated[str | None, typer.Option(
+    "--since", help="Created on or after this UTC day: YYYY-MM-DD or Nd (N days ago).",
+    show_default=False)]
+UntilOpt = Annotated[str | None, typer.Option(
+    "--until", help="Created on or before this UTC day: YYYY-MM-DD or Nd.",
+    show_default=False)]
+
+
+@dataclass
+class ListQuery:
+    statuses: list[str] = field(default_factory=list)
+    filename: str | None = None
+    from_date: str | None = None
+    to_date: str | None = None
+    order: str = "desc"
+    after: str | None = None
+    before: str | None = None
+    limit: int | None = 20  # None = all
+
+    @property
+    def has_filter(self) -> bool:
+        return bool(self.statuses or self.filename or self.from_date or self.to_date)
+
+    def params(self, status: str | None, page_size: int) -> dict[str, str | int]:
+        params: dict[str, str | int] = {"limit": page_size, "order": self.order}
+        for name in ("filename", "from_date", "to_date", "after", "before"):
+            value = getattr(self, name)
+            if value:
+                params[name] = value
+        if status:
+            params["status"] = status
+        return params
+
+
+def build_query(status: list[str] | None, filename: str | None, since: str | None,
+                until: str | None, *, order: str = "desc", after: str | None = None,
+                before: str | None = None, limit: int | None = 20) -> ListQuery:
+    from retab_cli.client import validate_id
+
+    statuses = list(dict.fromkeys(status or []))
+    for value in statuses:
+        if value not in STATUSES:
+            raise UsageError(f"invalid --status {value!r}: choose from {', '.join(STATUSES)}")
+    if order not in ("asc", "desc"):
+        raise UsageError(f"invalid --order {order!r}: choose asc or desc")
+    if after and before:
+        raise UsageError("--after and --before cannot be used together")
+    if (after or before) and len(statuses) > 1:
+        raise UsageError("several --status values cannot be combined with --after/--before")
+    start = parse_day(since, "--since") if since else None
+    end = parse_day(until, "--until") if until else None
+    if start and end and start > end:
+        raise UsageError(f"--since {start} is after --until {end}")
+    if limit is not None and limit < 1:
+        raise UsageError("--limit must be at least 1")
+    return ListQuery(
+        statuses=statuses, filename=filename or None,
+        from_date=start.isoformat() if start else None,
+        to_date=end.isoformat() if end else None, order=order,
+        after=validate_id(after) if after else None,
+        before=validate_id(before) if before else None, limit=limit,
+    )
+
+
+@dataclass
+class PageStream:
+    """Pages of one query (one status), following cursors until the limit or the end."""
+
+    client: Client
+    query: ListQuery
+    status: str | None
+    more: bool = False  # the server has more beyond what we fetched
+    last_cursor: str | None = None
+
+    async def pages(self, limit: int | None) -> AsyncIterator[list[dict[str, Any]]]:
+        backwards = self.query.before is not None
+        cursor = self.query.before if backwards else self.query.after
+        seen: set[str] = set()
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = PAGE_MAX if remaining is None else min(PAGE_MAX, remaining)
+            params = self.query.params(self.status, size)
+            params.pop("after", None)
+            params.pop("before", None)
+            if cursor:
+                params["before" if backwards else "after"] = cursor
+            result = await self.client.list(params)
+            items = [item for item in result.data["data"] if isinstance(item, dict)]
+            meta = result.data["list_metadata"]
+            nxt = meta.get("before" if backwards else "after")
+            if remaining is not None:
+                items = items[:remaining]
+                remaining -= len(items)
+            yield items
+            if not nxt or not items:
+                self.more = False
+                return
+            if nxt in seen or nxt == cursor:
+                raise BadResponseError(
+                    f"the server returned a list cursor that does not advance ({nxt})",
+                    request_id=result.request_id)
+            seen.add(nxt)
+            cursor = nxt
+            self.last_cursor = nxt
+            self.more = True
+
+
+def _sort_key(item: dict[str, Any]) -> tuple[float, str]:
+    when = parse_time(item.get("created_at"))
+    return (when.timestamp() if when else 0.0, str(item.get("id", "")))
+
+
+async def iter_pages(client: Client, query: ListQuery
+                     ) -> AsyncIterator[tuple[list[dict[str, Any]], PageStreamInfo]]:
+    """Pages of the whole query; several statuses run one query each, merged by
+    (created_at, id) in the requested order, holding at most one page per status."""
+    info = PageStreamInfo()
+    if len(query.statuses) <= 1:
+        stream = PageStream(client, query, query.statuses[0] if query.statuses else None)
+        async for page in stream.pages(query.limit):
+            info.more, info.cursor = stream.more, stream.last_cursor
+            yield page, info
+        info.more = stream.more
+        return
+    async for page in _merged(client, query, info):
+        yield page, info
+
+
+@dataclass
+class PageStreamInfo:
+    more: bool = False
+    cursor: str | None = None
+
+
+async def _merged(client: Client, query: ListQuery,
+                  info: PageStreamInfo) -> AsyncIterator[list[dict[str, Any]]]:
+    streams = [PageStream(client, query, status) for status in query.statuses]
+    iters = [s.pages(query.limit) for s in streams]
+    buffers: list[list[dict[str, Any]]] = []
+    for it in iters:
+        buffers.append(await anext(it, []))
+    desc = query.order == "desc"
+    remaining = query.limit
+    out: list[dict[str, Any]] = []
+    while remaining is None or remaining > 0:
+        heads = [(i, buf[0]) for i, buf in enumerate(buffers) if buf]
+        if not heads:
+            break
+        pick = (max if desc else min)(heads, key=lambda h: _sort_key(h[1]))[0]
+        out.append(buffers[pick].pop(0))
+        if not buffers[pick]:
+            buffers[pick] = await anext(iters[pick], [])
+        if remaining is not None:
+            remaining -= 1
+        if len(out) >= PAGE_MAX:
+            yield out
+            out = []
+    if out:
+        yield out
+    info.more = any(buffers) or any(s.more for s in streams)
+
+
+def list_partitions(
+    ctx: typer.Context,
+    status: StatusOpt = None,
+    filename: FilenameOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", "-n", help="How many runs to show in all (pages of up to 100).")] = 20,
+    all_: Annotated[bool, typer.Option("--all", help="Show every matching run.")] = False,
+    after: Annotated[str | None, typer.Option(
+        help="Start after this partition id (the next page).", show_default=False)] = None,
+    before: Annotated[str | None, typer.Option(
+        help="Start before this partition id (the previous page).", show_default=False)] = None,
+    order: Annotated[str, typer.Option(help="asc or desc (newest first).")] = "desc",
+    output: OutputOpt = None,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    fields: FieldsOpt = None,
+) -> None:
+    """List partition runs, newest first; --all pages through everything in constant memory."""
+    env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
+    try:
+        query = build_query(status, filename, since, until, order=order, after=after,
+                            before=before, limit=None if all_ else limit)
+    except errors.RetabError as exc:
+        raise env.fail(exc) from None
+
+    async def main() -> int:
+        counts: Counter[str] = Counter()
+        info = PageStreamInfo()
+        renderer = env.renderer
+        renderer.begin_list()
+        async with env.client() as client:
+            async for page, page_info in iter_pages(client, query):
+                info = page_info
+                renderer.list_items(page)
+                counts.update(str(item.get("status")) for item in page)
+        renderer.end_list(counts)
+        if info.more:
+            nxt = f" or --after {info.cursor}" if info.cursor and len(query.statuses) <= 1 \
+                and not query.before else ""
+            renderer.info(f"more partitions exist: use --all, a larger --limit{nxt}")
+        return errors.OK
+
+    env.run(main)

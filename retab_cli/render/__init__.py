@@ -1,0 +1,272 @@
+"""The output layer: the only code that writes to the terminal (DESIGN §2, §8).
+
+stdout carries data only; everything else goes to stderr. This module stays free of
+rich at import time so the JSON path starts fast: tables live in `render.tables`,
+imported when a table is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from retab_cli.errors import RetabError, UsageError, hint_for
+
+MODES = ("auto", "table", "json", "jsonl", "ids")
+
+# C0 controls except tab/newline, DEL, C1, and the bidi embedding/override/isolate
+# characters that can make a terminal show text in another order than it is.
+_BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+_UNSAFE = {*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0), *_BIDI}
+_ESCAPES = {cp: f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" for cp in _UNSAFE}
+_LINE_ESCAPES = {**_ESCAPES, 0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+
+
+def sanitize(text: object, *, single_line: bool = False) -> str:
+    """Make a server string safe to show: unsafe characters become visible escapes."""
+    value = text if isinstance(text, str) else str(text)
+    return value.translate(_LINE_ESCAPES if single_line else _ESCAPES)
+
+
+def dumps(obj: Any, *, indent: int | None = None) -> str:
+    """JSON as the contract says: standard library, ASCII-only, no NaN."""
+    return json.dumps(obj, ensure_ascii=True, allow_nan=False, indent=indent)
+
+
+def pick(obj: Any, path: str) -> Any:
+    """The value at a dotted path, or None."""
+    for part in path.split("."):
+        if not isinstance(obj, Mapping) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def narrow(obj: Any, fields: Sequence[str] | None) -> Any:
+    """Keep only the dotted paths asked for, nested as in the original object."""
+    if not fields or not isinstance(obj, Mapping):
+        return obj
+    result: dict[str, Any] = {}
+    for path in fields:
+        parts = path.split(".")
+        value = pick(obj, path)
+        target = result
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return result
+
+
+def parse_fields(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    fields = [f.strip() for f in text.split(",") if f.strip()]
+    for field in fields:
+        if not all(part.replace("_", "").isalnum() for part in field.split(".")):
+            raise UsageError(f"invalid --fields entry {field!r}: use dotted names like file.filename")
+    if not fields:
+        raise UsageError("--fields needs at least one field name")
+    return fields
+
+
+def isatty(stream: IO[str]) -> bool:
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def resolve_mode(
+    output: str | None, json_flag: bool, quiet: bool, default: str | None, stdout: IO[str]
+) -> tuple[str, bool]:
+    """The output mode (table/json/jsonl/ids) and whether JSON was asked for explicitly."""
+    chosen = [m for m, on in ((output, output is not None), ("json", json_flag),
+                              ("ids", quiet)) if on]
+    if len(set(chosen)) > 1:
+        raise UsageError("conflicting output options: choose one of -o, --json and -q")
+    mode = chosen[0] if chosen else (default or "auto")
+    if mode not in MODES:
+        raise UsageError(f"invalid output mode {mode!r}: choose from {', '.join(MODES)}")
+    explicit_json = bool(chosen) and mode in ("json", "jsonl")
+    if mode == "auto":
+        mode = "table" if isatty(stdout) else "json"
+    return mode, explicit_json
+
+
+def use_color(choice: str, stream: IO[str]) -> bool:
+    if choice == "never":
+        return False
+    if choice == "always":
+        return True
+    return isatty(stream)
+
+
+class Renderer:
+    """Decides once how a command's output looks, then writes it."""
+
+    def __init__(
+        self,
+        mode: str = "json",
+        *,
+        fields: Sequence[str] | None = None,
+        color: str = "auto",
+        explicit_json: bool = False,
+        quiet: bool = False,
+        width: int | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        self.mode = mode
+        self.fields = list(fields) if fields else None
+        self.color_choice = color
+        self.explicit_json = explicit_json
+        self.quiet = quiet or mode == "ids"
+        self.width = width
+        self._now = now
+        self._stream_count = 0
+
+    # Streams are looked up at each write: test runners swap sys.stdout.
+    @property
+    def stdout(self) -> IO[str]:
+        return sys.stdout
+
+    @property
+    def stderr(self) -> IO[str]:
+        return sys.stderr
+
+    @property
+    def now(self) -> datetime:
+        return self._now or datetime.now(UTC)
+
+    @property
+    def stdout_color(self) -> bool:
+        return use_color(self.color_choice, self.stdout)
+
+    @property
+    def stderr_color(self) -> bool:
+        return use_color(self.color_choice, self.stderr)
+
+    @property
+    def stderr_tty(self) -> bool:
+        return isatty(self.stderr)
+
+    @property
+    def stdout_tty(self) -> bool:
+        return isatty(self.stdout)
+
+    # ---- stderr --------------------------------------------------------------
+
+    def info(self, text: str) -> None:
+        """Progress and hints: silenced by -q."""
+        if not self.quiet:
+            self._err(text)
+
+    def warn(self, text: str) -> None:
+        self._err(text)
+
+    def notice(self, text: str) -> None:
+        """Retry notices and similar: always shown, one line each."""
+        self._err(text)
+
+    def _err(self, text: str) -> None:
+        self.stderr.write(sanitize(text) + "\n")
+        self.stderr.flush()
+
+    def error(self, error: RetabError) -> None:
+        """One line, the request id, a hint; and a JSON object when JSON was asked for."""
+        subject = error.partition_id or error.file
+        message = error.message
+        if subject and subject not in message:
+            message = f"{subject}: {message}"
+        line = f"error: {sanitize(message, single_line=True)}"
+        if error.request_id:
+            line += f" (request_id {sanitize(error.request_id, single_line=True)})"
+        self._err(line)
+        hint = hint_for(error)
+        if hint:
+            self._err(f"hint: {hint}")
+        if self.explicit_json:
+            self.stderr.write(dumps(error.to_json()) + "\n")
+            self.stderr.flush()
+
+    # ---- stdout --------------------------------------------------------------
+
+    def line(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def json(self, obj: Any) -> None:
+        self.stdout.write(dumps(narrow(obj, self.fields), indent=2) + "\n")
+        self.stdout.flush()
+
+    def json_list(self, objs: Iterable[Any]) -> None:
+        self.stdout.write(dumps([narrow(o, self.fields) for o in objs], indent=2) + "\n")
+        self.stdout.flush()
+
+    def jsonl(self, obj: Any) -> None:
+        self.stdout.write(dumps(narrow(obj, self.fields)) + "\n")
+        self.stdout.flush()
+
+    def partitions(self, raws: Sequence[dict[str, Any]], *, single: bool) -> None:
+        """Show partition objects: one object when one was asked for, else an array."""
+        if self.mode == "json":
+            self.json(raws[0]) if single and len(raws) == 1 else self.json_list(raws)
+        elif self.mode == "jsonl":
+            for raw in raws:
+                self.jsonl(raw)
+        elif self.mode == "ids":
+            for raw in raws:
+                self.line(sanitize(raw.get("id", ""), single_line=True))
+        else:
+            from retab_cli.render import tables
+
+            tables.partition_views(self, raws)
+
+    # ---- streamed lists (constant memory) --------------------------------------
+
+    def begin_list(self) -> None:
+        self._stream_count = 0
+
+    def list_items(self, raws: Sequence[dict[str, Any]]) -> None:
+        if self.mode == "json":
+            # The "[" waits for the first page, so a failed first request prints nothing.
+            for raw in raws:
+                sep = "," if self._stream_count else "["
+                self.stdout.write(f"{sep}\n  " + dumps(narrow(raw, self.fields)))
+                self._stream_count += 1
+        elif self.mode == "jsonl":
+            for raw in raws:
+                self.stdout.write(dumps(narrow(raw, self.fields)) + "\n")
+        elif self.mode == "ids":
+            for raw in raws:
+                self.stdout.write(sanitize(raw.get("id", ""), single_line=True) + "\n")
+        else:
+            from retab_cli.render import tables
+
+            tables.list_rows(self, raws, first=self._stream_count == 0)
+            self._stream_count += len(raws)
+        self.stdout.flush()
+
+    def end_list(self, counts: Mapping[str, int]) -> None:
+        if self.mode == "json":
+            self.stdout.write("\n]\n" if self._stream_count else "[]\n")
+            self.stdout.flush()
+        elif self.mode == "table":
+            from retab_cli.render import tables
+
+            tables.list_summary(self, counts)
+
+    # ---- prompts ---------------------------------------------------------------
+
+    def confirm(self, question: str) -> bool:
+        """Ask on the terminal (stderr); anything but y/yes is a no."""
+        self.stderr.write(f"{question} [y/N] ")
+        self.stderr.flush()
+        try:
+            answer = sys.stdin.readline()
+        except (OSError, KeyboardInterrupt):
+            return False
+        return answer.strip().lower() in ("y", "yes")

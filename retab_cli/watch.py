@@ -1,0 +1,464 @@
+"""The polling engine behind `watch`, `create --wait`, `cancel --wait` and `get --exit-status`.
+
+Pure logic over a client (DESIGN §4): it follows each run's status and yields events;
+commands render them. No output, no signals and no HTTP here.
+
+Shape: one small task per run sleeps until its next poll, then asks the client. Every
+state change happens synchronously in that task and goes onto one queue, which
+`Watcher.run()` yields from in order. Stopping (timeout, fail-fast, a fatal error) is
+one synchronous step that cancels every other task first, so nothing can be observed
+after it. Each run gets exactly one final event: ended, gone, gave_up, timeout,
+stopped or fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from retab_cli.budget import Budget
+from retab_cli.errors import (
+    ERROR,
+    NOT_FOUND,
+    OK,
+    RUN_CANCELLED,
+    RUN_FAILED,
+    STILL_RUNNING,
+    AuthError,
+    BadResponseError,
+    NotFoundError,
+    RejectedError,
+    RetabError,
+    worst,
+)
+from retab_cli.models import TERMINAL
+
+if TYPE_CHECKING:  # the client module imports httpx; the engine only needs the type
+    from retab_cli.client import ApiResult
+
+MIN_INTERVAL = 1.0
+MAX_INTERVAL = 10.0
+JITTER = 0.2  # ±20%: spreads runs created together so their polls do not bunch up
+MAX_BACKOFF = 30.0
+NOT_FOUND_RETRY = 1.0  # read-after-write lag clears in about a second
+FINAL_ATTEMPTS = 3  # the full object is fetched once, so let the client retry it a little
+
+# Outcomes of a run, and the exit code each one means (DESIGN §3). "error" (a fatal
+# 400/401/403/422) takes the error's own exit code.
+OUTCOME_EXIT = {
+    "completed": OK,
+    "failed": RUN_FAILED,
+    "cancelled": RUN_CANCELLED,
+    "not_found": NOT_FOUND,
+    "gave_up": ERROR,
+    "stopped": STILL_RUNNING,
+    "timeout": STILL_RUNNING,
+}
+# Under fail-fast, any of these settles a non-zero exit, so waiting longer is pointless.
+FAIL_FAST_OUTCOMES = frozenset({"failed", "cancelled", "not_found", "gave_up"})
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+Wall = Callable[[], datetime]
+
+
+class PollClient(Protocol):
+    budget: Budget
+
+    async def get(
+        self, partition_id: str, *, include_output: bool = True, attempts: int | None = None
+    ) -> ApiResult: ...
+
+
+@dataclass
+class RunState:
+    """What is known about one run; one per id, in input order."""
+
+    id: str
+    status: str | None = None  # last known status; None before the first sighting
+    raw: dict[str, Any] | None = None  # last object seen; the full object once ended
+    started: float = 0.0  # monotonic time the watch began on it
+    ended: float | None = None
+    outcome: str | None = None  # a key of OUTCOME_EXIT, "error", or None while active
+    last_error: str | None = None
+    exit_code: int = STILL_RUNNING
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+
+@dataclass
+class Event:
+    """One thing that happened to one run.
+
+    kind: "status" (status changed, incl. first sighting; `data` is the object seen),
+    "retry" (a tolerated failure, `error` says which), and exactly one final event per
+    run: "ended" (terminal; `data` is the full object), "gone" (404), "gave_up",
+    "timeout", "stopped" (fail-fast or a fatal error elsewhere), "fatal" (400/401/403/422
+    on this run; everything stops).
+    """
+
+    kind: str
+    run: RunState
+    old: str | None  # previous status, for "status" events
+    new: str | None  # the status at the time of the event
+    wall: datetime  # UTC
+    at: float  # monotonic; `at - run.started` is the elapsed time to show
+    data: dict[str, Any] | None = None
+    error: RetabError | None = None
+
+
+def exit_code_for_status(status: str | None) -> int:
+    """The exit code a run in this status means: terminal ones their own, others 8."""
+    if status in TERMINAL:
+        return OUTCOME_EXIT[str(status)]
+    return STILL_RUNNING
+
+
+def status_of(data: Any) -> str:
+    """The status of a fetched object, or an unusable-response error."""
+    status = data.get("status") if isinstance(data, dict) else None
+    if not isinstance(status, str) or not status:
+        raise BadResponseError("unusable response: a partition without a status")
+    return status
+
+
+@dataclass
+class _Track:
+    """The engine's private bookkeeping for one run."""
+
+    run: RunState
+    fetched: bool = False  # a GET has succeeded: a 404 now means deleted, not lag
+    final: bool = False  # seen terminal: the next fetch is the full object
+    failures: int = 0  # consecutive transient failures
+    failing_since: float | None = None
+    not_found: int = 0  # 404s tolerated so far
+
+
+class Watcher:
+    """Follow runs until each ends. Iterate `run()` once; close it (or `aclose()`) after.
+
+    Use `async with contextlib.aclosing(watcher.run()) as events:` so that leaving the
+    loop early cancels every poll at once.
+    """
+
+    def __init__(
+        self,
+        client: PollClient,
+        ids: Sequence[str],
+        *,
+        interval: float | None = None,
+        timeout: float | None = None,
+        fail_fast: bool = False,
+        initial: Mapping[str, dict[str, Any]] | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        wall: Wall = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+        give_up_after: float = 120.0,
+        not_found_tolerance: int = 3,
+        max_concurrent: int = 16,
+    ) -> None:
+        self._client = client
+        self._tracks = {pid: _Track(RunState(pid)) for pid in dict.fromkeys(ids)}
+        self._interval = interval
+        self._timeout = timeout
+        self._fail_fast = fail_fast
+        self._initial = dict(initial or {})
+        self._clock = clock
+        self._sleep = sleep
+        self._wall = wall
+        self._rng = rng or random.Random()
+        self._give_up_after = give_up_after
+        self._not_found_tolerance = not_found_tolerance
+        self._slots = asyncio.Semaphore(max(1, max_concurrent))
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._active = len(self._tracks)
+        self._started = False
+        self._stopping = False
+        self.fatal: RetabError | None = None
+
+    @property
+    def runs(self) -> list[RunState]:
+        return [t.run for t in self._tracks.values()]
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def exit_code(self) -> int:
+        """The most severe outcome (DESIGN §3); runs still active count as 8."""
+        return worst(run.exit_code for run in self.runs)
+
+    async def run(self) -> AsyncGenerator[Event, None]:
+        """Yield events until every run has ended, the timeout passed, or a stop."""
+        if self._started:
+            raise RuntimeError("a Watcher runs once")
+        self._started = True
+        now = self._clock()
+        for track in self._tracks.values():
+            track.run.started = now
+        try:
+            if self._active == 0:
+                return
+            self._seed()
+            self._start()
+            while (event := await self._queue.get()) is not None:
+                yield event
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel every poll in flight and wait for them to finish unwinding."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---- starting ----------------------------------------------------------------
+
+    def _seed(self) -> None:
+        """Objects the caller already has (create's response) count as first sightings."""
+        for track in self._tracks.values():
+            data = self._initial.get(track.run.id)
+            if data is None or track.run.done:
+                continue
+            try:
+                status = status_of(data)
+            except BadResponseError:
+                continue  # poll it instead
+            self._observe(track, data, status)
+            if status in TERMINAL:
+                # create and cancel return the whole object: nothing more to fetch
+                self._end(track, data)
+
+    def _start(self) -> None:
+        for track in self._tracks.values():
+            if track.run.done:
+                continue
+            # A seeded run was just seen; the others are fetched at once.
+            delay = self._next_delay(track) if track.run.status is not None else 0.0
+            self._spawn(self._follow(track, delay))
+        if self._timeout is not None and self._active:
+            self._spawn(self._expire(self._clock() + self._timeout))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- polling -----------------------------------------------------------------
+
+    async def _follow(self, track: _Track, delay: float | None) -> None:
+        while delay is not None:
+            if delay > 0:
+                await self._sleep(delay)
+            delay = await self._poll(track)
+
+    async def _expire(self, deadline: float) -> None:
+        while (left := deadline - self._clock()) > 0:
+            await self._sleep(left)
+        self._stop("timeout")
+
+    async def _poll(self, track: _Track) -> float | None:
+        """One request for this run: the delay before the next, or None when it is over."""
+        try:
+            async with self._slots:
+                # Polls use the cheap view and one attempt: the engine owns the backoff.
+                result = await self._client.get(
+                    track.run.id,
+                    include_output=track.final,
+                    attempts=FINAL_ATTEMPTS if track.final else 1,
+                )
+            status = status_of(result.data)
+        except (AuthError, RejectedError) as exc:
+            self._fatal(track, exc)
+            return None
+        except NotFoundError as exc:
+            return self._on_not_found(track, exc)
+        except RetabError as exc:
+            return self._on_failure(track, exc)
+        return self._on_success(track, result.data, status)
+
+    def _on_success(self, track: _Track, data: dict[str, Any], status: str) -> float | None:
+        track.fetched = True
+        track.failures = 0
+        track.failing_since = None
+        track.run.last_error = None
+        if track.final:
+            self._observe(track, data, status)
+            self._end(track, data)
+            return None
+        self._observe(track, data, status)
+        if status in TERMINAL:
+            track.final = True
+            return 0.0  # fetch the full object now
+        return self._next_delay(track)
+
+    def _on_not_found(self, track: _Track, exc: NotFoundError) -> float | None:
+        track.run.last_error = exc.message
+        if track.fetched or track.not_found >= self._not_found_tolerance:
+            self._close(track, "not_found", "gone", error=exc)
+            return None
+        track.not_found += 1  # read-after-write lag right after create
+        self._emit("retry", track, error=exc)
+        return max(NOT_FOUND_RETRY * self._jitter(), self._floor())
+
+    def _on_failure(self, track: _Track, exc: RetabError) -> float | None:
+        now = self._clock()
+        if track.failing_since is None:
+            track.failing_since = now
+        track.failures += 1
+        track.run.last_error = exc.message
+        left = track.failing_since + self._give_up_after - now
+        if left <= 0:
+            if track.final:  # it ended and we know how; only the details are missing
+                self._end(track, track.run.raw or {}, error=exc)
+            else:
+                self._close(track, "gave_up", "gave_up", error=exc)
+            return None
+        self._emit("retry", track, error=exc)
+        # The last attempt lands on the give-up mark, so giving up is on time.
+        return min(self._next_delay(track), left)
+
+    def _fatal(self, track: _Track, exc: RetabError) -> None:
+        self.fatal = exc
+        self._close(track, "error", "fatal", error=exc, exit_code=exc.exit_code)
+        self._stop("stopped")
+
+    # ---- intervals ---------------------------------------------------------------
+
+    def _next_delay(self, track: _Track) -> float:
+        """clamp(elapsed / 10, 1 s, 10 s) or the pinned interval, backed off while failing,
+        jittered, and never below this run's share of the request budget."""
+        if self._interval is not None:
+            base = self._interval
+        else:
+            elapsed = self._clock() - track.run.started
+            base = min(max(elapsed / 10, MIN_INTERVAL), MAX_INTERVAL)
+        if track.failures:
+            # The first retry waits one interval, then doubling (never below the base).
+            base = max(base, min(base * 2.0 ** (track.failures - 1), MAX_BACKOFF))
+        return max(base * self._jitter(), self._floor())
+
+    def _jitter(self) -> float:
+        return self._rng.uniform(1 - JITTER, 1 + JITTER)
+
+    def _floor(self) -> float:
+        # N runs / rate: read fresh each time, so a 429 (rate halved) stretches it
+        # and runs ending shorten it.
+        return self._client.budget.interval_for(self._active) * 1.1
+
+    # ---- state changes (synchronous: nothing can interleave) ----------------------
+
+    def _observe(self, track: _Track, data: dict[str, Any], status: str) -> None:
+        run = track.run
+        run.raw = data
+        if status != run.status:
+            old, run.status = run.status, status
+            self._emit("status", track, old=old, data=data)
+
+    def _end(self, track: _Track, data: dict[str, Any], error: RetabError | None = None) -> None:
+        outcome = str(track.run.status)
+        self._close(track, outcome, "ended", data=data, error=error)
+
+    def _close(
+        self,
+        track: _Track,
+        outcome: str,
+        kind: str,
+        *,
+        data: dict[str, Any] | None = None,
+        error: RetabError | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        run = track.run
+        run.outcome = outcome
+        run.exit_code = exit_code if exit_code is not None else OUTCOME_EXIT[outcome]
+        run.ended = self._clock()
+        if error is not None:
+            run.last_error = error.message
+        self._emit(kind, track, data=data, error=error)
+        self._active -= 1
+        if self._active == 0:
+            self._queue.put_nowait(None)
+        elif self._fail_fast and outcome in FAIL_FAST_OUTCOMES:
+            self._stop("stopped")
+
+    def _stop(self, kind: str) -> None:
+        """End every active run now (kind: "timeout" or "stopped")."""
+        if self._stopping:
+            return
+        self._stopping = True
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()  # none of them runs again before this returns
+        for track in self._tracks.values():
+            if track.run.done:
+                continue
+            if track.final:  # seen terminal, full object not fetched yet: report what we have
+                self._end(track, track.run.raw or {})
+            else:
+                self._close(track, kind, kind)
+
+    def _emit(
+        self,
+        kind: str,
+        track: _Track,
+        *,
+        old: str | None = None,
+        data: dict[str, Any] | None = None,
+        error: RetabError | None = None,
+    ) -> None:
+        event = Event(kind, track.run, old, track.run.status, self._wall(), self._clock(), data, error)
+        self._queue.put_nowait(event)
+
+
+async def check_once(
+    client: PollClient,
+    ids: Sequence[str],
+    *,
+    include_output: bool = True,
+    max_concurrent: int = 16,
+) -> list[RunState]:
+    """`get --exit-status`: fetch each run once and never wait.
+
+    Terminal runs get their own exit code, others 8, 404 gives 6, and other failures
+    (after the client's retries) their error's code. 400/401/403/422 are raised.
+    """
+    slots = asyncio.Semaphore(max(1, max_concurrent))
+
+    async def one(pid: str) -> RunState:
+        run = RunState(pid)
+        try:
+            async with slots:
+                result = await client.get(pid, include_output=include_output)
+            status = status_of(result.data)
+        except (AuthError, RejectedError):
+            raise
+        except NotFoundError as exc:
+            run.outcome, run.exit_code, run.last_error = "not_found", NOT_FOUND, exc.message
+            return run
+        except RetabError as exc:
+            run.outcome, run.exit_code, run.last_error = "error", exc.exit_code, exc.message
+            return run
+        run.raw, run.status = result.data, status
+        run.exit_code = exit_code_for_status(status)
+        run.outcome = status if status in TERMINAL else None
+        return run
+
+    tasks = [asyncio.create_task(one(pid)) for pid in dict.fromkeys(ids)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:  # a fatal error or a cancel stops the rest at once
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
