@@ -34,6 +34,7 @@ from retab_cli.errors import (
     NotFoundError,
     RejectedError,
     RetabError,
+    exit_for_status,
     worst,
 )
 from retab_cli.models import TERMINAL
@@ -114,13 +115,6 @@ class Event:
     error: RetabError | None = None
 
 
-def exit_code_for_status(status: str | None) -> int:
-    """The exit code a run in this status means: terminal ones their own, others 8."""
-    if status in TERMINAL:
-        return OUTCOME_EXIT[str(status)]
-    return STILL_RUNNING
-
-
 def status_of(data: Any) -> str:
     """The status of a fetched object, or an unusable-response error."""
     status = data.get("status") if isinstance(data, dict) else None
@@ -178,7 +172,8 @@ class Watcher:
         self._give_up_after = give_up_after
         self._not_found_tolerance = not_found_tolerance
         self._slots = asyncio.Semaphore(max(1, max_concurrent))
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        # Events in order; None once every run is over; an exception a task died of.
+        self._queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = len(self._tracks)
         self._started = False
@@ -193,9 +188,12 @@ class Watcher:
     def active(self) -> int:
         return self._active
 
-    def exit_code(self) -> int:
-        """The most severe outcome (DESIGN §3); runs still active count as 8."""
-        return worst(run.exit_code for run in self.runs)
+    def exit_code(self, *, any_end_ok: bool = False) -> int:
+        """The most severe outcome (DESIGN §3); runs still active count as 8.
+
+        `any_end_ok` is for `cancel --wait`, where failed or cancelled is success too.
+        """
+        return worst(OK if any_end_ok and run.outcome in TERMINAL else run.exit_code for run in self.runs)
 
     async def run(self) -> AsyncGenerator[Event, None]:
         """Yield events until every run has ended, the timeout passed, or a stop."""
@@ -210,8 +208,10 @@ class Watcher:
                 return
             self._seed()
             self._start()
-            while (event := await self._queue.get()) is not None:
-                yield event
+            while (item := await self._queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
         finally:
             await self.aclose()
 
@@ -252,7 +252,13 @@ class Watcher:
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._on_task_done)
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        # A bug (anything but a RetabError) must end the watch, not leave it waiting.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._queue.put_nowait(exc)
 
     # ---- polling -----------------------------------------------------------------
 
@@ -354,7 +360,7 @@ class Watcher:
     def _floor(self) -> float:
         # N runs / rate: read fresh each time, so a 429 (rate halved) stretches it
         # and runs ending shorten it.
-        return self._client.budget.interval_for(self._active) * 1.1
+        return self._client.budget.interval_for(self._active)
 
     # ---- state changes (synchronous: nothing can interleave) ----------------------
 
@@ -451,7 +457,7 @@ async def check_once(
             run.outcome, run.exit_code, run.last_error = "error", exc.exit_code, exc.message
             return run
         run.raw, run.status = result.data, status
-        run.exit_code = exit_code_for_status(status)
+        run.exit_code = exit_for_status(status)
         run.outcome = status if status in TERMINAL else None
         return run
 

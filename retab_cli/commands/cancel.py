@@ -76,7 +76,8 @@ def cancel(
             elif dry_run:
                 _dry_run(env, wanted)
                 return errors.OK
-            results = await _cancel_all(env, client, wanted, done)
+            single = bool(ids) and len(ids or []) == 1 and (ids or [""])[0] != "-"
+            results = await _cancel_all(env, client, wanted, done, single=single and not wait)
             if wait and results.finals:
                 from retab_cli.commands.watch import watch_until_terminal
 
@@ -154,7 +155,8 @@ class _Results:
         return errors.worst(self.codes)
 
 
-async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str]) -> _Results:
+async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str], *,
+                      single: bool) -> _Results:
     results = _Results()
 
     async def one(partition_id: str) -> dict[str, Any]:
@@ -177,7 +179,6 @@ async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str])
         report_partial(env, "cancelled", done, wanted)
         raise
     if env.renderer.mode == "json" and results.finals:
-        single = len(wanted) == 1
         env.renderer.json(results.finals[0]) if single else env.renderer.json_list(
             results.finals)
     return results

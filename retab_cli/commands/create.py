@@ -153,7 +153,8 @@ def create(
     if dry_run:
         _dry_run(env, options, documents, keys)
         raise typer.Exit(0)
-    single = (len(documents) == 1 and (files or ["x"])[0] != "-") or url is not None
+    # One document in, one object out; '-' is one document here, not a list of ids.
+    single = len(documents) == 1
 
     async def main() -> int:
         sync_timeout = None if (background or wait) else (deadline or DEFAULT_SYNC_TIMEOUT)

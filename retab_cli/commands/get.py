@@ -63,7 +63,8 @@ def get(
 
             await ordered(wanted, fetch, collect)
         if env.renderer.mode != "jsonl" and found:
-            env.renderer.partitions(found, single=len(ids) == 1 and ids[0] != "-")
+            env.renderer.partitions(found, single=len(ids) == 1 and ids[0] != "-",
+                                    with_output=not no_output)
         return errors.worst(codes)
 
     env.run(main)

@@ -147,9 +147,8 @@ async def iter_pages(client: Client, query: ListQuery
     if len(query.statuses) <= 1:
         stream = PageStream(client, query, query.statuses[0] if query.statuses else None)
         async for page in stream.pages(query.limit):
-            info.more, info.cursor = stream.more, stream.last_cursor
             yield page, info
-        info.more = stream.more
+        info.more, info.cursor = stream.more, stream.last_cursor
         return
     async for page in _merged(client, query, info):
         yield page, info

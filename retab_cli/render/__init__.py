@@ -210,7 +210,8 @@ class Renderer:
         self.stdout.write(dumps(narrow(obj, self.fields)) + "\n")
         self.stdout.flush()
 
-    def partitions(self, raws: Sequence[dict[str, Any]], *, single: bool) -> None:
+    def partitions(self, raws: Sequence[dict[str, Any]], *, single: bool,
+                   with_output: bool = True) -> None:
         """Show partition objects: one object when one was asked for, else an array."""
         if self.mode == "json":
             self.json(raws[0]) if single and len(raws) == 1 else self.json_list(raws)
@@ -223,7 +224,7 @@ class Renderer:
         else:
             from retab_cli.render import tables
 
-            tables.partition_views(self, raws)
+            tables.partition_views(self, raws, with_output=with_output)
 
     # ---- streamed lists (constant memory) --------------------------------------
 

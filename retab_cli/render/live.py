@@ -1,0 +1,90 @@
+"""The live watch table on a terminal's stderr (rich `Live`, refreshed twice a second)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Protocol
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from retab_cli.parsing import format_duration
+from retab_cli.render import Renderer, sanitize
+from retab_cli.render.tables import make_console, status_text
+from retab_cli.render.watching import chunk_count, credits_of, filename_of, format_credits
+
+ORDER = ("in_progress", "queued", "pending")
+
+
+class RunView(Protocol):
+    id: str
+    status: str | None
+    raw: dict[str, Any] | None
+    started: float
+    ended: float | None
+
+
+class LiveView:
+    """Active runs first, then the latest ends, cut to the terminal's height."""
+
+    def __init__(self, renderer: Renderer, runs: Sequence[RunView],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._runs = runs
+        self._clock = clock
+        self._console = make_console(renderer.stderr, color=renderer.stderr_color,
+                                     width=renderer.width)
+        self._live = Live(console=self._console, get_renderable=self._render,
+                          refresh_per_second=2, transient=True, redirect_stdout=False,
+                          redirect_stderr=False)
+        self._ended_order: list[str] = []
+
+    def __enter__(self) -> LiveView:
+        self._live.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._live.stop()
+
+    def ended(self, run_id: str) -> None:
+        self._ended_order.append(run_id)
+
+    def _render(self) -> Group:
+        now = self._clock()
+        height = max(5, self._console.height - 4)
+        by_id = {run.id: run for run in self._runs}
+        active = [r for r in self._runs if r.ended is None]
+        active.sort(key=lambda r: ORDER.index(r.status) if r.status in ORDER else len(ORDER))
+        recent = [by_id[i] for i in reversed(self._ended_order) if i in by_id]
+        shown = (active + recent)[:height]
+        table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+        for name in ("RUN", "FILE", "STATUS", "ELAPSED", "CHUNKS", "CREDITS"):
+            table.add_column(name, no_wrap=True, overflow="ellipsis")
+        for run in shown:
+            table.add_row(*self._row(run, now))
+        return Group(table, Text(self._counts(len(shown))))
+
+    def _row(self, run: RunView, now: float) -> list[Text | str]:
+        elapsed = (run.ended if run.ended is not None else now) - run.started
+        chunks = chunk_count(run.raw) if run.status == "completed" else None
+        credits = credits_of(run.raw)
+        return [
+            run.id,
+            Text(filename_of(run.raw)),
+            status_text(sanitize(run.status or "…", single_line=True)),
+            format_duration(elapsed),
+            str(chunks) if chunks is not None else "",
+            format_credits(credits) if credits is not None else "",
+        ]
+
+    def _counts(self, shown: int) -> str:
+        counts = Counter(run.status or "unknown" for run in self._runs)
+        parts = ", ".join(f"{n} {sanitize(s, single_line=True)}" for s, n in counts.most_common())
+        hidden = len(self._runs) - shown
+        more = f" ({hidden} more not shown)" if hidden > 0 else ""
+        return f"{len(self._runs)} runs: {parts}{more}"

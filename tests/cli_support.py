@@ -1,0 +1,80 @@
+"""Run the tool in-process (Typer's CliRunner) or as a subprocess against an emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emulator_support import Emulator
+from typer.testing import CliRunner
+
+from retab_cli.app import app, hoist_globals
+
+SAMPLE_PDF = Path(__file__).resolve().parent.parent / "retab_cli" / "emulator" / "data" / "invoices.pdf"
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def jsonl(self) -> list[Any]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def stderr_json(self) -> Any:
+        """The JSON error object on stderr (the last line that parses)."""
+        for line in reversed(self.stderr.splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)
+        raise AssertionError(f"no JSON object on stderr: {self.stderr!r}")
+
+
+class Cli:
+    """The tool pointed at one emulator, with its own config and cache directories."""
+
+    def __init__(self, emu: Emulator, home: Path) -> None:
+        self.emu = emu
+        self.home = home
+        self.env = {
+            "RETAB_API_BASE_URL": emu.url,
+            "RETAB_API_KEY": emu.api_key,
+            "RETAB_CONFIG_DIR": str(home / "config"),
+            "XDG_CACHE_HOME": str(home / "cache"),
+            "RETAB_MAX_RPS": "0",
+            "RETAB_PROFILE": "",
+            "RETAB_OUTPUT": "",
+            "RETAB_API_KEY_FILE": "",
+            "NO_COLOR": "",
+            "FORCE_COLOR": "",
+            "GITHUB_ACTIONS": "",
+            "RETAB_DEBUG": "",
+        }
+
+    def __call__(self, *args: str, input: str | bytes | None = None,
+                 env: dict[str, str] | None = None) -> Result:
+        runner = CliRunner()
+        merged = {**self.env, **(env or {})}
+        result = runner.invoke(app, hoist_globals(list(args)), input=input, env=merged,
+                               catch_exceptions=False)
+        return Result(result.exit_code, result.stdout, result.stderr)
+
+    def run(self, *args: str, input: str | bytes | None = None,
+            env: dict[str, str] | None = None, timeout: float = 60) -> Result:
+        """As a real process: `python -m retab_cli ...`."""
+        merged = {**os.environ, **{k: v for k, v in self.env.items()}, **(env or {})}
+        merged = {k: v for k, v in merged.items() if v != "" or k in ("NO_COLOR",)}
+        proc = subprocess.run([sys.executable, "-m", "retab_cli", *args], input=input,
+                              capture_output=True, text=isinstance(input, str) or input is None,
+                              env=merged, timeout=timeout)
+        out = proc.stdout if isinstance(proc.stdout, str) else proc.stdout.decode()
+        err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
+        return Result(proc.returncode, out, err)
