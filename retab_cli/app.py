@@ -136,6 +136,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turn every failure into one line and an exit code."""
     from retab_cli.commands._common import run_app
 
+    if "_RETAB_COMPLETE" in os.environ:
+        # Shell completion only: register Typer's shell classes (skipped on normal runs).
+        from typer._completion_classes import completion_init
+
+        completion_init()
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
     code = run_app(app, args)
     sys.stdout.flush() if not sys.stdout.closed else None

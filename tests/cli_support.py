@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulator_support import Emulator
 from typer.testing import CliRunner
 
 from retab_cli.app import app, hoist_globals
+
+from emulator_support import Emulator
 
 SAMPLE_PDF = Path(__file__).resolve().parent.parent / "retab_cli" / "emulator" / "data" / "invoices.pdf"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from cli_support import SAMPLE_PDF, Cli
 
 KEY_PHRASE = "invoice number"

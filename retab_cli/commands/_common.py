@@ -21,14 +21,14 @@ if TYPE_CHECKING:
     from retab_cli.client import Client
 
 OutputOpt = Annotated[str | None, typer.Option(
-    "--output", "-o", help="Output: auto, table, json, jsonl or ids [env: RETAB_OUTPUT]. "
+    "--output", "-o", metavar="MODE", help="Output: auto, table, json, jsonl or ids [env: RETAB_OUTPUT]. "
                            "auto is a table on a terminal, JSON otherwise.",
     show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
 QuietOpt = Annotated[bool, typer.Option(
     "--quiet", "-q", help="Print ids only (-o ids) and no progress.")]
 FieldsOpt = Annotated[str | None, typer.Option(
-    help="Comma-separated fields (dotted paths, e.g. id,status,file.filename) to keep in "
+    metavar="FIELDS", help="Comma-separated fields (dotted paths, e.g. id,status,file.filename) to keep in "
          "JSON or show as table columns.", show_default=False)]
 
 

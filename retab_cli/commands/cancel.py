@@ -30,6 +30,7 @@ from retab_cli.commands.listing import (
     iter_pages,
 )
 from retab_cli.errors import UsageError
+from retab_cli.recent import complete_ids
 
 ACTIVE = ["pending", "queued", "in_progress"]
 
@@ -37,7 +38,8 @@ ACTIVE = ["pending", "queued", "in_progress"]
 def cancel(
     ctx: typer.Context,
     ids: Annotated[list[str] | None, typer.Argument(
-        help="Partition ids, or - to read them from stdin.", show_default=False)] = None,
+        metavar="[ID]...", help="Partition ids, or - to read them from stdin.", show_default=False,
+        autocompletion=complete_ids)] = None,
     all_matching: Annotated[bool, typer.Option(
         "--all-matching", help="Cancel every run matching the filters (at least one; "
                                "statuses default to pending, queued, in_progress).")] = False,
@@ -50,7 +52,7 @@ def cancel(
     wait: Annotated[bool, typer.Option(
         "--wait", help="Then wait until every run is terminal.")] = False,
     timeout: Annotated[str | None, typer.Option(
-        help="With --wait: give up after this long (exit 8), e.g. 90s, 5m.",
+        metavar="DUR", help="With --wait: give up after this long (exit 8), e.g. 90s, 5m.",
         show_default=False)] = None,
     output: OutputOpt = None,
     json: JsonOpt = False,

@@ -98,39 +98,39 @@ def default_instructions(key: str) -> str:
 def create(
     ctx: typer.Context,
     files: Annotated[list[str] | None, typer.Argument(
-        help="Documents to partition (PDF, images, text), or - to read one from stdin.",
+        metavar="[FILE]...", help="Documents to partition (PDF, images, text), or - to read one from stdin.",
         show_default=False)] = None,
     url: Annotated[str | None, typer.Option(
-        help="A document URL for the service to fetch (https://...), or a data: URL.",
+        metavar="URL", help="A document URL for the service to fetch (https://...), or a data: URL.",
         show_default=False)] = None,
     key: Annotated[str, typer.Option(
-        help="What to split along, e.g. 'invoice number'.", show_default=False)] = "",
+        metavar="KEY", help="What to split along, e.g. 'invoice number'.", show_default=False)] = "",
     instructions: Annotated[str | None, typer.Option(
-        help="How to partition (default: a sentence built from --key).",
+        metavar="TEXT", help="How to partition (default: a sentence built from --key).",
         show_default=False)] = None,
     model: Annotated[str | None, typer.Option(
-        help="Model tier: retab-micro, retab-small or retab-large (server default when "
+        metavar="TIER", help="Model tier: retab-micro, retab-small or retab-large (server default when "
              "omitted).", autocompletion=_complete_model, show_default=False)] = None,
     consensus: Annotated[int | None, typer.Option(
-        help="Consensus votes, 1-8.", show_default=False)] = None,
+        metavar="N", help="Consensus votes, 1-8.", show_default=False)] = None,
     no_overlap: Annotated[bool, typer.Option(
         "--no-overlap", help="A page may belong to one chunk only.")] = False,
     bust_cache: Annotated[bool, typer.Option(
         "--bust-cache", help="Skip the service's cache.")] = False,
     filename: Annotated[str | None, typer.Option(
-        help="Filename to send (needed with - and data: URLs).", show_default=False)] = None,
+        metavar="NAME", help="Filename to send (needed with - and data: URLs).", show_default=False)] = None,
     mime_type: Annotated[str | None, typer.Option(
-        help="MIME type to send instead of the one sniffed from the bytes.",
+        metavar="TYPE", help="MIME type to send instead of the one sniffed from the bytes.",
         show_default=False)] = None,
     idempotency_key: Annotated[str | None, typer.Option(
-        help="Idempotency-Key for a safe retry (one document only; generated otherwise).",
+        metavar="KEY", help="Idempotency-Key for a safe retry (one document only; generated otherwise).",
         show_default=False)] = None,
     background: Annotated[bool, typer.Option(
         "--background", help="Return at once with the run queued.")] = False,
     wait: Annotated[bool, typer.Option(
         "--wait", help="Start in the background and watch until every run ends.")] = False,
     timeout: Annotated[str | None, typer.Option(
-        help="Give up after this long: the synchronous request (default 10m) or, with "
+        metavar="DUR", help="Give up after this long: the synchronous request (default 10m) or, with "
              "--wait, the watch (exit 8).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the requests that would be sent; send nothing.")] = False,
@@ -290,6 +290,9 @@ async def _create_all(env: Env, client: Any, options: CreateOptions,
         await ordered(list(range(len(documents))), one, emit, limit=UPLOADS_AT_ONCE)
     if not wait and env.renderer.mode != "jsonl" and created.finals:
         env.renderer.partitions(created.finals, single=single)
+    from retab_cli.recent import remember
+
+    remember(str(f.get("id", "")) for f in created.finals)
     if wait and created.finals:
         ids = ", ".join(str(f.get("id")) for f in created.finals[:5])
         env.renderer.info(f"created {len(created.finals)} run(s): {ids}"

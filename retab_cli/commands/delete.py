@@ -19,6 +19,7 @@ from retab_cli.commands._common import (
     read_ids,
     report_partial,
 )
+from retab_cli.recent import complete_ids
 
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 DryRunOpt = Annotated[bool, typer.Option(
@@ -28,7 +29,8 @@ DryRunOpt = Annotated[bool, typer.Option(
 def delete(
     ctx: typer.Context,
     ids: Annotated[list[str], typer.Argument(
-        help="Partition ids, or - to read them from stdin.", show_default=False)],
+        metavar="ID...", help="Partition ids, or - to read them from stdin.", show_default=False,
+        autocompletion=complete_ids)],
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     output: OutputOpt = None,

@@ -13,6 +13,7 @@ from retab_cli import errors
 from retab_cli.commands._common import Env, FieldsOpt, JsonOpt, OutputOpt, QuietOpt
 from retab_cli.errors import BadResponseError, UsageError
 from retab_cli.parsing import parse_day, parse_time
+from retab_cli.recent import KEEP, remember
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
@@ -21,17 +22,17 @@ STATUSES = ("pending", "queued", "in_progress", "completed", "failed", "cancelle
 PAGE_MAX = 100
 
 StatusOpt = Annotated[list[str] | None, typer.Option(
-    "--status", help="Only runs with this status (repeatable): "
+    "--status", metavar="STATUS", help="Only runs with this status (repeatable): "
                      "pending, queued, in_progress, completed, failed, cancelled.",
     show_default=False)]
 FilenameOpt = Annotated[str | None, typer.Option(
-    "--filename", help="Only files whose name starts with this (case-insensitive).",
+    "--filename", metavar="PREFIX", help="Only files whose name starts with this (case-insensitive).",
     show_default=False)]
 SinceOpt = Annotated[str | None, typer.Option(
-    "--since", help="Created on or after this UTC day: YYYY-MM-DD or Nd (N days ago).",
+    "--since", metavar="DATE", help="Created on or after this UTC day: YYYY-MM-DD or Nd (N days ago).",
     show_default=False)]
 UntilOpt = Annotated[str | None, typer.Option(
-    "--until", help="Created on or before this UTC day: YYYY-MM-DD or Nd.",
+    "--until", metavar="DATE", help="Created on or before this UTC day: YYYY-MM-DD or Nd.",
     show_default=False)]
 
 
@@ -195,13 +196,13 @@ def list_partitions(
     since: SinceOpt = None,
     until: UntilOpt = None,
     limit: Annotated[int, typer.Option(
-        "--limit", "-n", help="How many runs to show in all (pages of up to 100).")] = 20,
+        "--limit", "-n", metavar="N", help="How many runs to show in all (pages of up to 100).")] = 20,
     all_: Annotated[bool, typer.Option("--all", help="Show every matching run.")] = False,
     after: Annotated[str | None, typer.Option(
-        help="Start after this partition id (the next page).", show_default=False)] = None,
+        metavar="ID", help="Start after this partition id (the next page).", show_default=False)] = None,
     before: Annotated[str | None, typer.Option(
-        help="Start before this partition id (the previous page).", show_default=False)] = None,
-    order: Annotated[str, typer.Option(help="asc or desc (newest first).")] = "desc",
+        metavar="ID", help="Start before this partition id (the previous page).", show_default=False)] = None,
+    order: Annotated[str, typer.Option(metavar="ORDER", help="asc or desc (newest first).")] = "desc",
     output: OutputOpt = None,
     json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -217,6 +218,7 @@ def list_partitions(
 
     async def main() -> int:
         counts: Counter[str] = Counter()
+        first_ids: list[str] = []
         info = PageStreamInfo()
         renderer = env.renderer
         renderer.begin_list()
@@ -225,7 +227,10 @@ def list_partitions(
                 info = page_info
                 renderer.list_items(page)
                 counts.update(str(item.get("status")) for item in page)
+                if len(first_ids) < KEEP:
+                    first_ids.extend(str(item.get("id", "")) for item in page[:KEEP])
         renderer.end_list(counts)
+        remember(first_ids)
         if info.more:
             nxt = f" or --after {info.cursor}" if info.cursor and len(query.statuses) <= 1 \
                 and not query.before else ""
