@@ -1,0 +1,98 @@
+"""The tool as a real process: exit codes, usage errors, closed pipes, version."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import retab_cli
+
+from cli_support import SAMPLE_PDF, Cli
+
+
+def popen(cli: Cli, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """The tool as a process with pipes on all three streams, pointed at the emulator."""
+    env = {**os.environ, **{k: v for k, v in cli.env.items() if v}, **(env or {})}
+    for name in [k for k, v in cli.env.items() if not v]:
+        env.pop(name, None)
+    return subprocess.Popen([sys.executable, "-m", "retab_cli", *args], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_version(cli: Cli) -> None:
+    result = cli.run("--version")
+    assert result.exit_code == 0
+    assert result.stdout == (f"retab-cli {retab_cli.__version__} (Python "
+                             f"{platform.python_version()}; {platform.system()} "
+                             f"{platform.machine()})\n")
+    assert result.stderr == ""
+
+
+def test_help_documents_exit_codes(cli: Cli) -> None:
+    result = cli.run("--help")
+    assert result.exit_code == 0
+    for line in ("0  success", "3  a run ended failed", "4  authentication",
+                 "8  still running", "130  interrupted"):
+        assert line in result.stdout
+    assert result.stderr == ""
+
+
+def test_typer_usage_errors_are_one_line(cli: Cli) -> None:
+    result = cli.run("partitions", "get")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: Missing argument 'ID...'."
+    assert lines[1] == "hint: run 'retab partitions get --help' for usage"
+    unknown = cli.run("partitions", "frobnicate")
+    assert unknown.exit_code == 2
+    assert unknown.stderr.startswith("error: No such command 'frobnicate'.")
+    option = cli.run("partitions", "list", "--limit", "many", "--json")
+    assert option.exit_code == 2
+    error = json.loads(option.stderr.splitlines()[-1])["error"]
+    assert error["type"] == "usage" and error["exit_code"] == 2
+    assert "Traceback" not in option.stderr
+
+
+def test_missing_key_as_a_process(cli: Cli) -> None:
+    result = cli.run("partitions", "list", env={"RETAB_API_KEY": ""})
+    assert result.exit_code == 4
+    assert result.stderr.startswith("error: no API key configured\n")
+
+
+def test_closed_stdout_ends_a_read_only_command_quietly(cli: Cli) -> None:
+    cli.emu.seed(300)
+    proc = popen(cli, "partitions", "list", "--all", "-q")
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    code = proc.wait(timeout=30)
+    stderr = proc.stderr.read().decode()
+    assert first.startswith(b"prtn_")
+    assert code == 0, stderr
+    assert stderr == ""
+
+
+def test_closed_stdout_stops_a_bulk_cancel_and_says_what_was_done(cli: Cli) -> None:
+    cli.emu.next_create("stuck", times=40)
+    ids = [cli("partitions", "create", str(SAMPLE_PDF), "--key", "invoice number",
+               "--background", "-q").stdout.strip() for _ in range(40)]
+    # A slow budget keeps most cancels unsent when the reader goes away.
+    proc = popen(cli, "partitions", "cancel", "-", "--yes", "-q", env={"RETAB_MAX_RPS": "4"})
+    assert proc.stdin and proc.stdout and proc.stderr
+    proc.stdin.write("\n".join(ids).encode())
+    proc.stdin.close()
+    first = proc.stdout.readline().decode().strip()
+    proc.stdout.close()
+    code = proc.wait(timeout=60)
+    stderr = proc.stderr.read().decode()
+    assert first == ids[0]
+    assert code == 1, stderr
+    assert "stdout was closed: cancelled" in stderr
+    assert f"  cancelled: {ids[0]}" in stderr
+    assert "Traceback" not in stderr
+    cancels = [r for r in cli.emu.requests() if r["path"].endswith("/cancel")]
+    assert 1 <= len(cancels) < 40
