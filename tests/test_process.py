@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import retab_cli
 
@@ -96,3 +99,26 @@ def test_closed_stdout_stops_a_bulk_cancel_and_says_what_was_done(cli: Cli) -> N
     assert "Traceback" not in stderr
     cancels = [r for r in cli.emu.requests() if r["path"].endswith("/cancel")]
     assert 1 <= len(cancels) < 40
+
+
+def test_interrupted_create_prints_a_safe_retry(cli: Cli) -> None:
+    cli.emu.add_fault(method="POST", path="^/v1/partitions$", delay=5)
+    proc = popen(cli, "partitions", "create", str(SAMPLE_PDF), "--key", "invoice number")
+    assert proc.stdout and proc.stderr
+    time.sleep(1.5)  # start-up and the request under way, held by the emulator
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=10)
+    stderr = proc.stderr.read().decode()
+    assert code == 130, stderr
+    assert proc.stdout.read() == b""
+    assert "interrupted before every create was answered" in stderr
+    retry = stderr.splitlines()[-1].strip()
+    assert retry.startswith(f"retab partitions create {SAMPLE_PDF} --key 'invoice number'")
+    key = retry.split("--idempotency-key ")[1]
+    assert len(key) == 32
+    # The printed command is safe to run more than once: one run, whatever happened.
+    args = shlex.split(retry)[1:]
+    first, again = cli(*args, "-q"), cli(*args, "-q")
+    assert first.exit_code == 0 and again.exit_code == 0, first.stderr + again.stderr
+    assert first.stdout == again.stdout
+    assert first.stdout.startswith("prtn_")

@@ -159,7 +159,8 @@ def create(
     async def main() -> int:
         sync_timeout = None if (background or wait) else (deadline or DEFAULT_SYNC_TIMEOUT)
         async with env.client(request_timeout=sync_timeout) as client:
-            created = await _create_all(env, client, options, documents, keys, wait, single)
+            created = await _create_all(env, client, options, documents, keys, wait, single,
+                                        answered)
             if wait and created.finals:
                 from retab_cli.commands.watch import watch_until_terminal
 
@@ -168,7 +169,19 @@ def create(
                 return errors.worst([code, *created.codes])
         return errors.worst(created.codes)
 
-    env.run(main)
+    answered: set[int] = set()
+
+    def on_interrupt(code: int) -> None:
+        pending = [i for i in range(len(documents)) if i not in answered]
+        if not pending:
+            env.renderer.warn("interrupted; the runs were created and keep running")
+            return
+        env.renderer.warn("interrupted before every create was answered; to retry safely "
+                          "(no duplicate runs):")
+        for index in pending:
+            env.renderer.warn("  " + options.rerun(documents[index], keys[index], wait))
+
+    env.run(main, on_interrupt=on_interrupt)
 
 
 def _prepare(files: list[str], url: str | None, key: str, instructions: str | None,
@@ -250,7 +263,7 @@ class _Created:
 
 async def _create_all(env: Env, client: Any, options: CreateOptions,
                       documents: list[Document], keys: list[str], wait: bool,
-                      single: bool) -> _Created:
+                      single: bool, answered: set[int]) -> _Created:
     import asyncio
 
     created = _Created()
@@ -266,6 +279,7 @@ async def _create_all(env: Env, client: Any, options: CreateOptions,
         async with in_flight.hold(document.size or 0):
             body = await asyncio.to_thread(options.body, document)
             result = await client.create(body, idempotency_key=keys[index])
+        answered.add(index)
         if progress:
             progress.advance(document.filename)
         data: dict[str, Any] = result.data
