@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from retab_cli.commands import cancel, create, delete, get, listing, watch
+from retab_cli.commands import cancel, create, delete, get, listing, split, watch
 
 app = typer.Typer(
     help="Create, watch, inspect, cancel and delete partition runs.",
@@ -18,3 +18,4 @@ app.command("watch")(watch.watch)
 app.command("wait", help="Alias of 'watch'.", hidden=True)(watch.watch)
 app.command("cancel")(cancel.cancel)
 app.command("delete")(delete.delete)
+app.command("split")(split.split)
