@@ -1,0 +1,168 @@
+"""Running the app on uvicorn: socket binding, the drop-capable protocol, signals,
+and `exec` (serve in a thread while a command runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from retab_cli.emulator import sample_pdf_path
+from retab_cli.emulator.app import create_app
+from retab_cli.emulator.config import Settings, url_host
+from retab_cli.emulator.middleware import TRANSPORT_KEY
+from retab_cli.emulator.output import err, out
+
+GRACEFUL_SHUTDOWN_S = 3
+START_TIMEOUT_S = 10.0
+
+
+def protocol_class() -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol, extended to put the connection's transport in each
+    request's scope: ASGI cannot close a connection, and a dropped-connection fault
+    needs to. httptools is faster when installed; h11 always is."""
+    base: Any
+    if importlib.util.find_spec("httptools") is not None:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+    else:
+        from uvicorn.protocols.http.h11_impl import H11Protocol as base
+
+    class DropCapableProtocol(base):  # type: ignore[misc]
+        app: Any
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
+            super().connection_made(transport)
+            app = self.app
+
+            async def with_transport(scope: Any, receive: Any, send: Any) -> None:
+                scope[TRANSPORT_KEY] = transport
+                await app(scope, receive, send)
+
+            self.app = with_transport
+
+    return DropCapableProtocol
+
+
+class _Server(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn re-raises a captured signal after shutting down, which would end
+        # the process "killed by SIGTERM"; a clean stop should exit 0 instead.
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind here rather than in uvicorn, so `--port 0` reports the real port."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    return sock
+
+
+def base_url(settings: Settings, sock: socket.socket) -> str:
+    return f"http://{url_host(settings.host)}:{sock.getsockname()[1]}"
+
+
+def _server(app: Any) -> _Server:
+    config = uvicorn.Config(
+        app,
+        http=protocol_class(),
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    return _Server(config)
+
+
+def serve(settings: Settings) -> int:
+    """Serve until SIGINT or SIGTERM; exit 0."""
+    app, state = create_app(settings)
+    sock = bind(settings.host, settings.port)
+    url = base_url(settings, sock)
+    out(f"listening on {url}")
+    out(f"export RETAB_API_BASE_URL={url}")
+    if settings.uses_default_key:
+        out(f"export RETAB_API_KEY={settings.primary_key}")
+    try:
+        _server(app).run(sockets=[sock])
+    finally:
+        sock.close()
+        state.store.close()
+    return 0
+
+
+class BackgroundServer:
+    """The emulator on a free port in a daemon thread (for `exec` and benchmarks)."""
+
+    def __init__(self, settings: Settings) -> None:
+        app, self.state = create_app(settings)
+        self.sock = bind(settings.host, settings.port)
+        self.url = base_url(settings, self.sock)
+        self._server = _server(app)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the emulator did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=GRACEFUL_SHUTDOWN_S + 2)
+        self.sock.close()
+        self.state.store.close()
+
+
+def run_command(settings: Settings, command: Sequence[str]) -> int:
+    """Run COMMAND against a fresh emulator and return its exit code."""
+    server = BackgroundServer(settings)
+    server.start()
+    env = {
+        **os.environ,
+        "RETAB_API_BASE_URL": server.url,
+        "RETAB_API_KEY": settings.primary_key,
+        "RETAB_SAMPLE_PDF": str(sample_pdf_path()),
+    }
+    try:
+        return _run_child(command, env)
+    finally:
+        server.stop()
+
+
+def _run_child(command: Sequence[str], env: dict[str, str]) -> int:
+    try:
+        child = subprocess.Popen(list(command), env=env)
+    except FileNotFoundError:
+        err(f"error: command not found: {command[0]}")
+        return 127
+    except PermissionError:
+        err(f"error: command not executable: {command[0]}")
+        return 126
+    # Ctrl-C reaches the child through the terminal's process group, so the parent
+    # only ignores it; SIGTERM is sent to the parent alone and is passed on.
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous_term = signal.signal(signal.SIGTERM, lambda sig, frame: child.send_signal(sig))
+    try:
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+    return code if code >= 0 else 128 - code

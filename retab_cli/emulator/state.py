@@ -1,0 +1,77 @@
+"""Everything the routes and middleware share, built once per app."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from retab_cli.emulator.config import Settings
+from retab_cli.emulator.faults import ErrorDice, FaultQueue, NextCreates, RateLimiter
+from retab_cli.emulator.lifecycle import now_us
+from retab_cli.emulator.middleware import RequestLog
+from retab_cli.emulator.store import Store
+
+
+class UniqueClock:
+    """Wall-clock microseconds, strictly increasing within the process, so no two
+    runs created here share a `created_at`."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def now(self) -> int:
+        with self._lock:
+            self._last = max(now_us(), self._last + 1)
+            return self._last
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+@dataclass
+class EmulatorState:
+    settings: Settings
+    store: Store
+    faults: FaultQueue = field(default_factory=FaultQueue)
+    next_creates: NextCreates = field(default_factory=NextCreates)
+    log: RequestLog = field(default_factory=RequestLog)
+    clock: UniqueClock = field(default_factory=UniqueClock)
+    idempotency: KeyedLocks = field(default_factory=KeyedLocks)
+    limiter: RateLimiter | None = None
+    dice: ErrorDice = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dice = ErrorDice(self.settings.error_rate, self.settings.seed)
+        if self.settings.rate_limit is not None:
+            self.limiter = RateLimiter(self.settings.rate_limit)
+
+    def reset(self) -> None:
+        self.store.reset()
+        self.faults.clear()
+        self.next_creates.clear()
+        self.log.clear()
+        self.dice.reset()
+        if self.limiter is not None:
+            self.limiter.clear()
