@@ -81,3 +81,17 @@ def test_quick_start_test_command_is_what_ci_runs() -> None:
     test_command = second.split(" && ")[-1]
     ci = (README.parent / ".ci" / "run").read_text()
     assert test_command in ci
+
+
+def test_example_script_partitions_and_splits_a_folder(emu: Emulator, workdir: Path) -> None:
+    folder = workdir / "in"
+    folder.mkdir()
+    for name in ("a.pdf", "b.pdf"):
+        shutil.copy(SAMPLE_PDF, folder / name)
+    script = README.parent / "examples" / "partition-folder.sh"
+    env = {**base_env(workdir), "RETAB_API_BASE_URL": emu.url, "RETAB_API_KEY": emu.api_key}
+    result = shell(f"sh {script} in out", workdir, env)
+    assert result.returncode == 0, result.stderr
+    for name in ("a.pdf", "b.pdf"):
+        written = sorted(p.name for p in (workdir / "out" / name).iterdir())
+        assert written == ["INV-001.pdf", "INV-002.pdf", "INV-003.pdf", "manifest.json"]
