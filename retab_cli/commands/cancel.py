@@ -22,12 +22,12 @@ from retab_cli.commands._common import (
 from retab_cli.commands.delete import DryRunOpt, YesOpt
 from retab_cli.commands.listing import (
     FilenameOpt,
+    Listing,
     ListQuery,
     SinceOpt,
     StatusOpt,
     UntilOpt,
     build_query,
-    iter_pages,
 )
 from retab_cli.errors import UsageError
 from retab_cli.recent import complete_ids
@@ -123,7 +123,7 @@ def _timeout(text: str | None) -> float | None:
 async def _snapshot(client: Any, query: ListQuery) -> list[str]:
     """The matching ids, listed once before anything is cancelled."""
     ids: list[str] = []
-    async for page, _info in iter_pages(client, query):
+    async for page in Listing(client, query).pages():
         ids.extend(str(item["id"]) for item in page if "id" in item)
     return list(dict.fromkeys(ids))
 

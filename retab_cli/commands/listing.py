@@ -140,53 +140,52 @@ def _sort_key(item: dict[str, Any]) -> tuple[float, str]:
     return (when.timestamp() if when else 0.0, str(item.get("id", "")))
 
 
-async def iter_pages(client: Client, query: ListQuery
-                     ) -> AsyncIterator[tuple[list[dict[str, Any]], PageStreamInfo]]:
-    """Pages of the whole query; several statuses run one query each, merged by
-    (created_at, id) in the requested order, holding at most one page per status."""
-    info = PageStreamInfo()
-    if len(query.statuses) <= 1:
-        stream = PageStream(client, query, query.statuses[0] if query.statuses else None)
-        async for page in stream.pages(query.limit):
-            yield page, info
-        info.more, info.cursor = stream.more, stream.last_cursor
-        return
-    async for page in _merged(client, query, info):
-        yield page, info
+class Listing:
+    """Pages of a whole query; afterwards `more` and `cursor` say what is left.
 
+    Several statuses run one query each, merged by (created_at, id) in the requested
+    order, holding at most one page per status.
+    """
 
-@dataclass
-class PageStreamInfo:
-    more: bool = False
-    cursor: str | None = None
+    def __init__(self, client: Client, query: ListQuery) -> None:
+        self.client = client
+        self.query = query
+        self.more = False
+        self.cursor: str | None = None  # where to continue (single-status listings)
 
+    async def pages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        if len(self.query.statuses) <= 1:
+            status = self.query.statuses[0] if self.query.statuses else None
+            stream = PageStream(self.client, self.query, status)
+            async for page in stream.pages(self.query.limit):
+                yield page
+            self.more, self.cursor = stream.more, stream.last_cursor
+            return
+        async for page in self._merged():
+            yield page
 
-async def _merged(client: Client, query: ListQuery,
-                  info: PageStreamInfo) -> AsyncIterator[list[dict[str, Any]]]:
-    streams = [PageStream(client, query, status) for status in query.statuses]
-    iters = [s.pages(query.limit) for s in streams]
-    buffers: list[list[dict[str, Any]]] = []
-    for it in iters:
-        buffers.append(await anext(it, []))
-    desc = query.order == "desc"
-    remaining = query.limit
-    out: list[dict[str, Any]] = []
-    while remaining is None or remaining > 0:
-        heads = [(i, buf[0]) for i, buf in enumerate(buffers) if buf]
-        if not heads:
-            break
-        pick = (max if desc else min)(heads, key=lambda h: _sort_key(h[1]))[0]
-        out.append(buffers[pick].pop(0))
-        if not buffers[pick]:
-            buffers[pick] = await anext(iters[pick], [])
-        if remaining is not None:
-            remaining -= 1
-        if len(out) >= PAGE_MAX:
+    async def _merged(self) -> AsyncIterator[list[dict[str, Any]]]:
+        streams = [PageStream(self.client, self.query, s) for s in self.query.statuses]
+        iters = [s.pages(self.query.limit) for s in streams]
+        buffers = [await anext(it, []) for it in iters]
+        pick = max if self.query.order == "desc" else min
+        remaining = self.query.limit
+        out: list[dict[str, Any]] = []
+        while remaining is None or remaining > 0:
+            heads = [(i, buf[0]) for i, buf in enumerate(buffers) if buf]
+            if not heads:
+                break
+            index = pick(heads, key=lambda head: _sort_key(head[1]))[0]
+            out.append(buffers[index].pop(0))
+            if not buffers[index]:
+                buffers[index] = await anext(iters[index], [])
+            remaining = None if remaining is None else remaining - 1
+            if len(out) >= PAGE_MAX:
+                yield out
+                out = []
+        if out:
             yield out
-            out = []
-    if out:
-        yield out
-    info.more = any(buffers) or any(s.more for s in streams)
+        self.more = any(buffers) or any(s.more for s in streams)
 
 
 def list_partitions(
@@ -219,21 +218,19 @@ def list_partitions(
     async def main() -> int:
         counts: Counter[str] = Counter()
         first_ids: list[str] = []
-        info = PageStreamInfo()
         renderer = env.renderer
         renderer.begin_list()
         async with env.client() as client:
-            async for page, page_info in iter_pages(client, query):
-                info = page_info
+            listing = Listing(client, query)
+            async for page in listing.pages():
                 renderer.list_items(page)
                 counts.update(str(item.get("status")) for item in page)
                 if len(first_ids) < KEEP:
                     first_ids.extend(str(item.get("id", "")) for item in page[:KEEP])
         renderer.end_list(counts)
         remember(first_ids)
-        if info.more:
-            nxt = f" or --after {info.cursor}" if info.cursor and len(query.statuses) <= 1 \
-                and not query.before else ""
+        if listing.more:
+            nxt = f" or --after {listing.cursor}" if listing.cursor and not query.before else ""
             renderer.info(f"more partitions exist: use --all, a larger --limit{nxt}")
         return errors.OK
 
