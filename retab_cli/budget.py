@@ -33,7 +33,8 @@ class Budget:
         self.burst = max(1.0, burst)
         self._clock = clock
         self._sleep = sleep
-        self._next = clock()
+        # The bucket starts full: the first `burst` requests go back to back.
+        self._next = clock() - ((self.burst - 1) / rate if rate > 0 else 0.0)
         self._blocked_until = 0.0
         self._last_limited: float | None = None
         self.sent = 0

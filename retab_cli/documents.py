@@ -120,8 +120,9 @@ def _looks_like_text(head: bytes) -> bool:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the end of the sample is still text.
-        return exc.start >= len(head) - 3
+        # A multi-byte character cut at the end of the sample is still text; a byte that
+        # can never be UTF-8 (even near the end) is not.
+        return exc.reason == "unexpected end of data" and exc.start >= len(head) - 3
     return True
 
 
@@ -169,7 +170,7 @@ def from_path(path_text: str, *, filename: str | None, mime_type: str | None,
     if info.st_size > MAX_INLINE:
         raise _too_large(path_text)
     head = _head(path, path_text)
-    name = filename or path.name
+    name = os.path.basename(filename) if filename else path.name
     mime = decide_type(name, head, mime_type, warn, path_text)
     return Document(label=path_text, filename=name, mime_type=mime, size=info.st_size,
                     path=path)
@@ -201,12 +202,16 @@ def from_url(url: str, *, filename: str | None, mime_type: str | None) -> Docume
     """An https:// URL the service fetches itself, or a data: URL passed through."""
     if url.startswith("data:"):
         return _from_data_url(url, filename=filename, mime_type=mime_type)
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # e.g. "Invalid IPv6 URL"
+        parts = urllib.parse.SplitResult("", "", "", "", "")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UsageError(f"invalid --url {url!r}: expected https://... or data:...")
     if parts.username or parts.password:
         raise UsageError("invalid --url: credentials in the URL are not allowed")
-    name = filename or os.path.basename(urllib.parse.unquote(parts.path)) or parts.hostname
+    name = (os.path.basename(filename) if filename else None) or os.path.basename(
+        urllib.parse.unquote(parts.path)) or parts.hostname
     guessed = _STRICT.get(os.path.splitext(name)[1].lower()) or _TEXT.get(
         os.path.splitext(name)[1].lower(), "application/octet-stream")
     return Document(label=url, filename=name, mime_type=mime_type or guessed, size=None,

@@ -72,7 +72,10 @@ def parse_time(value: object) -> datetime | None:
         return None
     if m.group(9):
         offset = timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
-        when = when - offset if m.group(9) == "+" else when + offset
+        try:
+            when = when - offset if m.group(9) == "+" else when + offset
+        except OverflowError:  # year 1 or 9999 shifted out of range
+            return None
     return when
 
 

@@ -108,7 +108,9 @@ def profile_table(config: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 def check_key(key: str, source: str) -> str:
     """Refuse keys with whitespace or control characters, without echoing them."""
-    if not key or any(ch.isspace() or not ch.isprintable() for ch in key):
+    if not key:
+        raise AuthError(f"the API key from {source} is empty")
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
         raise AuthError(f"the API key from {source} contains whitespace or control "
                         "characters; refusing to send it")
     return key
@@ -210,7 +212,8 @@ def _max_rps(flag: float | None, env: Mapping[str, str]) -> float:
     else:
         return 5.0
     if not value >= 0 or value == float("inf"):
-        raise UsageError("--max-rps must be a number >= 0 (0 = unlimited)")
+        name = "--max-rps" if flag is not None else "RETAB_MAX_RPS"
+        raise UsageError(f"{name} must be a number >= 0 (0 = unlimited)")
     return value
 
 

@@ -21,7 +21,7 @@ MODES = ("auto", "table", "json", "jsonl", "ids")
 # C0 controls except tab/newline, DEL, C1, and the bidi embedding/override/isolate
 # characters that can make a terminal show text in another order than it is.
 _BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
-_UNSAFE = {*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0), *_BIDI}
+_UNSAFE = {*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), *_BIDI}
 _ESCAPES = {cp: f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" for cp in _UNSAFE}
 _LINE_ESCAPES = {**_ESCAPES, 0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
 
@@ -56,8 +56,15 @@ def narrow(obj: Any, fields: Sequence[str] | None) -> Any:
         value = pick(obj, path)
         target = result
         for part in parts[:-1]:
-            target = target.setdefault(part, {})
-        target[parts[-1]] = value
+            inner = target.get(part, {})
+            if not isinstance(inner, dict):
+                break  # a shorter path asked for already shows this whole value
+            # A copy: a value taken whole from `obj` must not be changed in place.
+            inner = dict(inner)
+            target[part] = inner
+            target = inner
+        else:
+            target[parts[-1]] = value
     return result
 
 

@@ -1,0 +1,137 @@
+"""User input and server times: durations, days, RFC 3339 timestamps, elapsed times."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from retab_cli.errors import UsageError
+from retab_cli.parsing import format_duration, parse_day, parse_duration, parse_time
+
+# ---- parse_duration ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("0", 0.0),
+        ("2.5", 2.5),
+        ("1.5s", 1.5),
+        ("200ms", 0.2),
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("1h", 3600.0),
+        ("2d", 172800.0),
+        ("1m30s", 90.0),
+        ("1h1m1s500ms", 3661.5),
+        ("5M", 300.0),
+        (" 10s ", 10.0),
+    ],
+)
+def test_parse_duration_accepts(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-5", "-5s", "-1h30m", "5x", "", "   ", "1h-5m", "nan", "NaN", "inf", "-inf", "s", "ms",
+     "1.5.5s", "h1", "5 m", "1h 30m", "5m!", "1e400"],
+)
+def test_parse_duration_refuses(text: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_duration(text, "--timeout")
+    assert caught.value.message.startswith(f"invalid --timeout {text!r}: ")
+    assert caught.value.exit_code == 2
+
+
+def test_parse_duration_message_shows_examples() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_duration("5x", "--interval")
+    assert caught.value.message == "invalid --interval '5x': use e.g. 90, 1.5s, 200ms, 5m or 1h30m"
+
+
+# ---- parse_day -----------------------------------------------------------------------
+
+TODAY = date(2024, 3, 10)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("2024-02-29", date(2024, 2, 29)),
+        (" 2023-12-31 ", date(2023, 12, 31)),
+        ("0d", TODAY),
+        ("1d", date(2024, 3, 9)),
+        ("10d", date(2024, 2, 29)),
+        ("365d", date(2023, 3, 11)),
+    ],
+)
+def test_parse_day_accepts(text: str, day: date) -> None:
+    assert parse_day(text, "--since", today=TODAY) == day
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2023-02-29", "2024-13-01", "2024-1-5", "20240105", "2024/01/05", "yesterday", "d", "-1d",
+     "1w", "", "2024-01-05T00:00:00", "123456d"],
+)
+def test_parse_day_refuses(text: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_day(text, "--until", today=TODAY)
+    assert caught.value.message == (
+        f"invalid --until {text!r}: use YYYY-MM-DD (UTC) or Nd (N days ago)")
+
+
+def test_parse_day_defaults_to_the_utc_today() -> None:
+    assert parse_day("0d", "--since") == datetime.now(UTC).date()
+
+
+# ---- parse_time ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-05-01T12:30:45Z", datetime(2024, 5, 1, 12, 30, 45, tzinfo=UTC)),
+        ("2024-05-01T12:30:45.123Z", datetime(2024, 5, 1, 12, 30, 45, 123000, tzinfo=UTC)),
+        ("2024-05-01T12:30:45.123456789Z", datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)),
+        ("2024-05-01T12:30:45.5+00:00", datetime(2024, 5, 1, 12, 30, 45, 500000, tzinfo=UTC)),
+        ("2024-05-01T14:30:45+02:00", datetime(2024, 5, 1, 12, 30, 45, tzinfo=UTC)),
+        ("2024-05-01T07:00:45-05:30", datetime(2024, 5, 1, 12, 30, 45, tzinfo=UTC)),
+        ("2024-05-01 12:30:45Z", datetime(2024, 5, 1, 12, 30, 45, tzinfo=UTC)),
+        ("2024-05-01t12:30:45z", datetime(2024, 5, 1, 12, 30, 45, tzinfo=UTC)),
+        ("2024-05-01T12:30:45", datetime(2024, 5, 1, 12, 30, 45, tzinfo=UTC)),
+        ("2024-05-01T00:30:45+01:00", datetime(2024, 4, 30, 23, 30, 45, tzinfo=UTC)),
+        ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    ],
+)
+def test_parse_time_reads_rfc3339_variants(text: str, expected: datetime) -> None:
+    parsed = parse_time(text)
+    assert parsed == expected
+    assert parsed is not None and parsed.utcoffset() is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "garbage", "2024-05-01", "2024-13-01T00:00:00Z", "2024-02-30T00:00:00Z",
+     "2024-05-01T25:00:00Z", "2024-05-01T12:30:45Q", "2024-05-01T12:30:45+2", None, 1714566645,
+     ["2024-05-01T12:30:45Z"], "0000-01-01T00:00:00Z",
+     "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"],
+)
+def test_parse_time_gives_none_and_never_raises(value: object) -> None:
+    assert parse_time(value) is None
+
+
+# ---- format_duration -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (12.9, "12s"), (59, "59s"), (60, "1m00s"), (185, "3m05s"), (3599, "59m59s"),
+     (3600, "1h00m"), (3720, "1h02m"), (90061, "25h01m")],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text

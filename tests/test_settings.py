@@ -1,0 +1,540 @@
+"""Settings: flags > environment > profile, sources, stored keys, colour, the config file."""
+
+from __future__ import annotations
+
+import math
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from retab_cli import settings as settings_mod
+from retab_cli.errors import AuthError, UsageError
+from retab_cli.settings import (
+    DEFAULT_BASE_URL,
+    GlobalOptions,
+    Settings,
+    config_dir,
+    config_path,
+    load_config,
+    remove_profile,
+    resolve,
+    save_profile,
+)
+
+KEY = "rt_test_profilekey000000"
+ENV_KEY = "rt_test_envkey111111111"
+FLAG_KEY = "rt_test_flagkey22222222"
+STAGING = "https://staging.retab.example"
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+
+
+class Warnings(list[str]):
+    def __call__(self, text: str) -> None:
+        self.append(text)
+
+
+@pytest.fixture
+def warnings() -> Warnings:
+    return Warnings()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"RETAB_CONFIG_DIR": str(tmp_path / "config")}
+
+
+def cfg(env: dict[str, str]) -> Path:
+    return Path(env["RETAB_CONFIG_DIR"]) / "config.toml"
+
+
+def write_config(env: dict[str, str], text: str, mode: int = 0o600) -> Path:
+    path = cfg(env)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def two_profiles(env: dict[str, str]) -> Path:
+    return write_config(env, f"""
+[profiles.default]
+api_key = "{KEY}"
+base_url = "{DEFAULT_BASE_URL}"
+
+[profiles.staging]
+api_key = "rt_test_staging333333333"
+base_url = "{STAGING}"
+""")
+
+
+def run(env: dict[str, str], warnings: Warnings | None = None, **flags: object) -> Settings:
+    return resolve(GlobalOptions(**flags), env, warn=warnings if warnings is not None else Warnings())
+
+
+# ---- where the config lives ----------------------------------------------------------------
+
+
+def test_config_location(tmp_path: Path) -> None:
+    assert config_path({"RETAB_CONFIG_DIR": "/x/y"}) == Path("/x/y/config.toml")
+    assert config_dir({"XDG_CONFIG_HOME": "/xdg"}) == Path("/xdg/retab")
+    assert config_dir({"RETAB_CONFIG_DIR": "/a", "XDG_CONFIG_HOME": "/b"}) == Path("/a")
+    assert config_dir({}) == Path.home() / ".config" / "retab"
+
+
+# ---- defaults and precedence -----------------------------------------------------------------
+
+
+def test_defaults_with_nothing_configured(env: dict[str, str], warnings: Warnings) -> None:
+    s = run(env, warnings)
+    assert (s.profile, s.base_url, s.base_url_source) == ("default", DEFAULT_BASE_URL, "default")
+    assert (s.api_key, s.api_key_source, s.key_refused) == (None, "none", None)
+    assert (s.max_rps, s.debug, s.color, s.output) == (5.0, False, "auto", None)
+    assert s.config_path == cfg(env)
+    assert warnings == []
+    with pytest.raises(AuthError) as caught:
+        s.require_key()
+    assert caught.value.message == "no API key configured"
+    assert caught.value.hint == "run 'retab auth login', or set RETAB_API_KEY"
+
+
+def test_profile_values_are_used_and_their_source_reported(env: dict[str, str]) -> None:
+    path = two_profiles(env)
+    s = run(env)
+    assert s.api_key == KEY
+    assert s.require_key() == KEY
+    assert s.api_key_source == f"profile 'default' in {path}"
+    assert s.base_url_source == f"profile 'default' in {path}"
+
+
+def test_environment_beats_the_profile(env: dict[str, str], warnings: Warnings) -> None:
+    two_profiles(env)
+    env.update(RETAB_API_KEY=ENV_KEY, RETAB_API_BASE_URL=DEFAULT_BASE_URL)
+    s = run(env, warnings)
+    assert (s.api_key, s.api_key_source) == (ENV_KEY, "RETAB_API_KEY")
+    assert (s.base_url, s.base_url_source) == (DEFAULT_BASE_URL, "RETAB_API_BASE_URL")
+    assert warnings == []
+
+
+def test_flags_beat_the_environment(env: dict[str, str], warnings: Warnings) -> None:
+    env.update(RETAB_API_KEY=ENV_KEY, RETAB_API_BASE_URL="https://env.example", RETAB_MAX_RPS="2",
+               NO_COLOR="", RETAB_DEBUG="")
+    s = run(env, warnings, api_key=FLAG_KEY, base_url="https://flag.example", max_rps=7.0,
+            debug=True)
+    assert (s.api_key, s.api_key_source) == (FLAG_KEY, "--api-key")
+    assert (s.base_url, s.base_url_source) == ("https://flag.example", "--base-url")
+    assert (s.max_rps, s.debug) == (7.0, True)
+    assert warnings == [
+        "warning: --api-key on the command line is visible to other users of this machine; "
+        "prefer RETAB_API_KEY or 'retab auth login'"
+    ]
+
+
+def test_retab_profile_selects_a_profile_but_the_environment_still_wins(
+    env: dict[str, str], warnings: Warnings
+) -> None:
+    path = two_profiles(env)
+    env.update(RETAB_PROFILE="staging")
+    s = run(env, warnings)
+    assert (s.profile, s.base_url, s.api_key) == ("staging", STAGING, "rt_test_staging333333333")
+    assert s.api_key_source == f"profile 'staging' in {path}"
+    env.update(RETAB_API_KEY=ENV_KEY)
+    s = run(env, warnings)
+    assert (s.api_key, s.api_key_source) == (ENV_KEY, "RETAB_API_KEY")
+    assert warnings == []
+
+
+def test_explicit_profile_beats_the_environment_with_a_warning(
+    env: dict[str, str], warnings: Warnings
+) -> None:
+    path = two_profiles(env)
+    env.update(RETAB_API_KEY=ENV_KEY, RETAB_API_BASE_URL="https://env.example")
+    s = run(env, warnings, profile="staging")
+    assert (s.profile, s.api_key, s.base_url) == ("staging", "rt_test_staging333333333", STAGING)
+    assert s.api_key_source == s.base_url_source == f"profile 'staging' in {path}"
+    assert s.key_refused is None
+    assert sorted(warnings) == [
+        "warning: --profile overrides RETAB_API_KEY from the environment",
+        "warning: --profile staging overrides RETAB_API_BASE_URL from the environment",
+    ]
+
+
+def test_explicit_profile_only_beats_the_environment_for_values_it_defines(
+    env: dict[str, str], warnings: Warnings
+) -> None:
+    path = write_config(env, '[profiles.keyonly]\napi_key = "rt_test_keyonly44444444"\n')
+    env.update(RETAB_API_BASE_URL="http://127.0.0.1:9000")
+    s = run(env, warnings, profile="keyonly")
+    assert (s.base_url, s.base_url_source) == ("http://127.0.0.1:9000", "RETAB_API_BASE_URL")
+    # The key was stored for the default base URL, so it is not sent to the env's URL.
+    assert s.api_key is None
+    assert s.api_key_source == "none"
+    assert s.key_refused == (f"the key stored in profile 'keyonly' belongs to {DEFAULT_BASE_URL}; "
+                             "not sending it to http://127.0.0.1:9000")
+    assert str(path) not in s.key_refused
+    assert warnings == []
+
+
+def test_explicit_profile_that_does_not_exist(env: dict[str, str]) -> None:
+    path = two_profiles(env)
+    with pytest.raises(UsageError) as caught:
+        run(env, profile="nope")
+    assert caught.value.message == f"no profile named 'nope' in {path}"
+    assert caught.value.hint == "run 'retab auth login --profile nope'"
+    with pytest.raises(UsageError, match="no profile named 'x'"):
+        run({"RETAB_CONFIG_DIR": str(path.parent / "missing")}, profile="x")
+
+
+def test_retab_profile_naming_a_missing_profile_is_not_an_error(env: dict[str, str]) -> None:
+    two_profiles(env)
+    env.update(RETAB_PROFILE="later")
+    s = run(env)
+    assert (s.profile, s.api_key, s.api_key_source) == ("later", None, "none")
+
+
+# ---- a stored key belongs to its base URL --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "extra_env"),
+    [({"base_url": "https://evil.example"}, {}),
+     ({}, {"RETAB_API_BASE_URL": "https://evil.example"})],
+)
+def test_stored_key_is_not_sent_to_another_base_url(
+    env: dict[str, str], flags: dict[str, str], extra_env: dict[str, str]
+) -> None:
+    two_profiles(env)
+    env.update(extra_env)
+    s = run(env, **flags)
+    assert s.api_key is None
+    assert s.api_key_source == "none"
+    assert s.base_url == "https://evil.example"
+    assert s.key_refused == (f"the key stored in profile 'default' belongs to {DEFAULT_BASE_URL}; "
+                             "not sending it to https://evil.example")
+    assert KEY not in repr(s)
+    with pytest.raises(AuthError) as caught:
+        s.require_key()
+    assert caught.value.message == s.key_refused
+    assert caught.value.hint == "run 'retab auth login --profile default' for this base URL"
+    assert KEY not in caught.value.message
+
+
+def test_stored_key_matches_its_base_url_with_or_without_trailing_slash(env: dict[str, str]) -> None:
+    two_profiles(env)
+    s = run(env, base_url=DEFAULT_BASE_URL + "/")
+    assert s.api_key == KEY
+    assert s.key_refused is None
+
+
+def test_stored_key_without_base_url_belongs_to_the_default(env: dict[str, str]) -> None:
+    write_config(env, f'[profiles.default]\napi_key = "{KEY}"\n')
+    assert run(env).api_key == KEY
+    assert run(env, base_url=STAGING).api_key is None
+
+
+def test_env_key_is_sent_to_any_base_url(env: dict[str, str]) -> None:
+    two_profiles(env)
+    env.update(RETAB_API_KEY=ENV_KEY)
+    s = run(env, base_url="https://other.example")
+    assert (s.api_key, s.key_refused) == (ENV_KEY, None)
+
+
+# ---- key checks ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["rt test", "rt_test\n", "\trt_test", "rt_\x1b[31m", "rt_\x7f",
+                                 "rt_\u200etest", "rt_\u00a0nbsp"])
+def test_keys_with_whitespace_or_controls_are_refused_without_echo(env: dict[str, str],
+                                                                   bad: str) -> None:
+    env.update(RETAB_API_KEY=bad)
+    with pytest.raises(AuthError) as caught:
+        run(env)
+    message = caught.value.message
+    assert message == ("the API key from RETAB_API_KEY contains whitespace or control characters; "
+                       "refusing to send it")
+    assert bad not in message and "rt_" not in message
+    assert bad not in repr(caught.value)
+
+
+def test_bad_flag_key_is_named_by_its_source(env: dict[str, str]) -> None:
+    with pytest.raises(AuthError, match=r"^the API key from --api-key contains whitespace"):
+        run(env, api_key="two words")
+
+
+def test_empty_environment_values_count_as_unset(env: dict[str, str]) -> None:
+    two_profiles(env)
+    env.update(RETAB_API_KEY="", RETAB_API_BASE_URL="", RETAB_PROFILE="", RETAB_MAX_RPS="",
+               RETAB_API_KEY_FILE="", RETAB_OUTPUT="")
+    s = run(env)
+    assert (s.profile, s.api_key, s.base_url, s.max_rps, s.output) == (
+        "default", KEY, DEFAULT_BASE_URL, 5.0, None)
+
+
+# ---- RETAB_API_KEY_FILE -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("content", "key"), [(f"{ENV_KEY}\n", ENV_KEY), (ENV_KEY, ENV_KEY)])
+def test_key_file_strips_one_trailing_newline(
+    env: dict[str, str], tmp_path: Path, content: str, key: str
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(content)
+    env.update(RETAB_API_KEY_FILE=str(key_file))
+    s = run(env)
+    assert s.api_key == key
+    assert s.api_key_source == f"RETAB_API_KEY_FILE ({key_file})"
+
+
+def test_key_file_with_a_crlf_or_cr_line_end_is_read_as_one_newline(env: dict[str, str],
+                                                               tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    env.update(RETAB_API_KEY_FILE=str(key_file))
+    for ending in (b"\r\n", b"\r"):
+        key_file.write_bytes(ENV_KEY.encode() + ending)
+        assert run(env).api_key == ENV_KEY
+
+
+@pytest.mark.parametrize("content", [f"{ENV_KEY}\n\n", f"{ENV_KEY}\r\n\r\n", f" {ENV_KEY}\n",
+                                     f"{ENV_KEY} \n", f"\n{ENV_KEY}"])
+def test_key_file_with_more_than_one_newline_or_spaces_is_refused(
+    env: dict[str, str], tmp_path: Path, content: str
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_bytes(content.encode())
+    env.update(RETAB_API_KEY_FILE=str(key_file))
+    with pytest.raises(AuthError) as caught:
+        run(env)
+    assert caught.value.message.startswith(f"the API key from RETAB_API_KEY_FILE ({key_file}) "
+                                           "contains whitespace")
+    assert ENV_KEY not in caught.value.message
+
+
+@pytest.mark.parametrize("content", [b"", b"\n"])
+def test_empty_key_file_is_refused(env: dict[str, str], tmp_path: Path, content: bytes) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_bytes(content)
+    env.update(RETAB_API_KEY_FILE=str(key_file))
+    with pytest.raises(AuthError) as caught:
+        run(env)
+    assert caught.value.message == f"the API key from RETAB_API_KEY_FILE ({key_file}) is empty"
+
+
+def test_key_file_missing_or_unreadable(env: dict[str, str], tmp_path: Path) -> None:
+    env.update(RETAB_API_KEY_FILE=str(tmp_path / "nope"))
+    with pytest.raises(AuthError) as caught:
+        run(env)
+    assert caught.value.message == (
+        f"cannot read RETAB_API_KEY_FILE {tmp_path / 'nope'}: No such file or directory")
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe")
+    env.update(RETAB_API_KEY_FILE=str(binary))
+    with pytest.raises(AuthError, match=r"not UTF-8 text$"):
+        run(env)
+
+
+def test_env_key_beats_the_key_file(env: dict[str, str], tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    env.update(RETAB_API_KEY=ENV_KEY, RETAB_API_KEY_FILE=str(key_file))
+    assert run(env).api_key == ENV_KEY
+    del env["RETAB_API_KEY"]
+    assert run(env).api_key == KEY
+
+
+def test_explicit_profile_beats_the_key_file_with_a_warning(
+    env: dict[str, str], tmp_path: Path, warnings: Warnings
+) -> None:
+    two_profiles(env)
+    key_file = tmp_path / "key"
+    key_file.write_text(ENV_KEY)
+    env.update(RETAB_API_KEY_FILE=str(key_file))
+    assert run(env, warnings, profile="default").api_key == KEY
+    assert warnings == ["warning: --profile overrides RETAB_API_KEY from the environment"]
+
+
+# ---- max rps, debug, output ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "value"), [(0.0, 0.0), (2.5, 2.5), (100.0, 100.0)])
+def test_max_rps_flag(env: dict[str, str], flag: float, value: float) -> None:
+    env.update(RETAB_MAX_RPS="9")
+    assert run(env, max_rps=flag).max_rps == value
+
+
+@pytest.mark.parametrize("flag", [-1.0, -0.001, math.nan, math.inf, -math.inf])
+def test_max_rps_flag_refuses_negatives_and_nan(env: dict[str, str], flag: float) -> None:
+    with pytest.raises(UsageError) as caught:
+        run(env, max_rps=flag)
+    assert caught.value.message == "--max-rps must be a number >= 0 (0 = unlimited)"
+
+
+@pytest.mark.parametrize(("text", "value"), [("0", 0.0), ("3", 3.0), ("0.5", 0.5)])
+def test_max_rps_env(env: dict[str, str], text: str, value: float) -> None:
+    env.update(RETAB_MAX_RPS=text)
+    assert run(env).max_rps == value
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("-2", "RETAB_MAX_RPS must be a number >= 0 (0 = unlimited)"),
+     ("nan", "RETAB_MAX_RPS must be a number >= 0 (0 = unlimited)"),
+     ("inf", "RETAB_MAX_RPS must be a number >= 0 (0 = unlimited)"),
+     ("lots", "RETAB_MAX_RPS must be a number (0 = unlimited)")],
+)
+def test_max_rps_env_refuses_bad_values(env: dict[str, str], text: str, message: str) -> None:
+    env.update(RETAB_MAX_RPS=text)
+    with pytest.raises(UsageError) as caught:
+        run(env)
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize(("value", "debug"), [("1", True), ("yes", True), ("0", False),
+                                              ("false", False), ("", False)])
+def test_retab_debug(env: dict[str, str], value: str, debug: bool) -> None:
+    env.update(RETAB_DEBUG=value)
+    assert run(env).debug is debug
+
+
+def test_retab_output_is_passed_on(env: dict[str, str]) -> None:
+    env.update(RETAB_OUTPUT="jsonl")
+    assert run(env).output == "jsonl"
+
+
+# ---- colour -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flag", "no_color", "force_color", "expected"),
+    [
+        (None, "", "", "auto"),
+        ("auto", "", "", "auto"),
+        ("never", "", "", "never"),
+        ("always", "", "", "always"),
+        (None, "1", "", "never"),
+        ("always", "1", "", "never"),
+        ("never", "", "1", "never"),
+        (None, "", "1", "always"),
+        ("auto", "", "1", "always"),
+        (None, "1", "1", "never"),
+        ("never", "1", "1", "never"),
+    ],
+)
+def test_colour_precedence(env: dict[str, str], flag: str | None, no_color: str, force_color: str,
+                           expected: str) -> None:
+    env.update(NO_COLOR=no_color, FORCE_COLOR=force_color)
+    assert run(env, color=flag).color == expected
+
+
+# ---- the config file ---------------------------------------------------------------------------
+
+
+@posix_only
+def test_save_profile_writes_0600_in_a_0700_dir_and_round_trips(env: dict[str, str]) -> None:
+    path = cfg(env)
+    save_profile(path, "default", {"api_key": KEY, "base_url": DEFAULT_BASE_URL})
+    save_profile(path, "staging", {"api_key": "rt_test_s", "base_url": STAGING})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert load_config(path, Warnings()) == {"profiles": {
+        "default": {"api_key": KEY, "base_url": DEFAULT_BASE_URL},
+        "staging": {"api_key": "rt_test_s", "base_url": STAGING},
+    }}
+    assert [p.name for p in path.parent.iterdir()] == ["config.toml"]  # no temp file left
+    s = run(env, profile="staging")
+    assert (s.api_key, s.base_url) == ("rt_test_s", STAGING)
+
+
+def test_save_profile_merges_and_none_removes_a_value(env: dict[str, str]) -> None:
+    path = cfg(env)
+    save_profile(path, "p", {"api_key": KEY, "base_url": STAGING})
+    save_profile(path, "p", {"base_url": None})
+    assert load_config(path, Warnings()) == {"profiles": {"p": {"api_key": KEY}}}
+    save_profile(path, "p", {"api_key": None})
+    assert load_config(path, Warnings()) == {"profiles": {}}
+
+
+def test_save_profile_keeps_other_tables(env: dict[str, str]) -> None:
+    path = write_config(env, '[extra]\nanswer = 42\n[profiles.old]\nbase_url = "https://o.example"\n')
+    save_profile(path, "new", {"api_key": KEY})
+    assert load_config(path, Warnings()) == {
+        "extra": {"answer": 42},
+        "profiles": {"old": {"base_url": "https://o.example"}, "new": {"api_key": KEY}},
+    }
+
+
+@posix_only
+def test_save_profile_replaces_atomically(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = cfg(env)
+    save_profile(path, "default", {"api_key": KEY})
+    before = path.read_bytes()
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(settings_mod.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space left"):
+        save_profile(path, "default", {"api_key": "rt_test_new"})
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["config.toml"]
+
+
+def test_remove_profile(env: dict[str, str]) -> None:
+    path = two_profiles(env)
+    assert remove_profile(path, "staging") is True
+    assert load_config(path, Warnings())["profiles"] == {
+        "default": {"api_key": KEY, "base_url": DEFAULT_BASE_URL}}
+    assert remove_profile(path, "staging") is False
+    assert remove_profile(cfg({"RETAB_CONFIG_DIR": str(path.parent / "none")}), "x") is False
+
+
+def test_missing_config_is_empty(env: dict[str, str], warnings: Warnings) -> None:
+    assert load_config(cfg(env), warnings) == {}
+    assert warnings == []
+
+
+def test_corrupt_toml_is_named_with_its_line_never_its_content(env: dict[str, str]) -> None:
+    secret = "rt_live_supersecret"
+    path = write_config(env, f'[profiles.default]\nbase_url = "https://x"\napi_key = {secret}\n')
+    with pytest.raises(UsageError) as caught:
+        run(env)
+    assert caught.value.message == f"config file {path} is not valid TOML (line 3)"
+    assert caught.value.hint == f"fix or remove {path}"
+    assert secret not in str(caught.value) and "supersecret" not in repr(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_config_that_is_a_directory_is_a_usage_error(env: dict[str, str]) -> None:
+    path = cfg(env)
+    path.mkdir(parents=True)
+    with pytest.raises(UsageError) as caught:
+        run(env)
+    assert caught.value.message == f"cannot read config file {path}: Is a directory"
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])
+def test_group_or_other_readable_config_warns(env: dict[str, str], warnings: Warnings,
+                                              mode: int) -> None:
+    path = two_profiles(env)
+    path.chmod(mode)
+    assert run(env, warnings).api_key == KEY
+    assert warnings == [f"warning: {path} is readable by others; run: chmod 600 {path}"]
+
+
+@posix_only
+def test_private_config_does_not_warn(env: dict[str, str], warnings: Warnings) -> None:
+    path = two_profiles(env)
+    path.chmod(0o600)
+    run(env, warnings)
+    assert warnings == []
+
+
+def test_settings_repr_hides_the_key(env: dict[str, str]) -> None:
+    env.update(RETAB_API_KEY=ENV_KEY)
+    s = run(env)
+    assert ENV_KEY not in repr(s)
+    assert repr(s) == (f"Settings(profile='default', base_url='{DEFAULT_BASE_URL}', "
+                       "api_key_source='RETAB_API_KEY')")
+
