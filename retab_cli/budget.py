@@ -70,7 +70,9 @@ class Budget:
         self._last_limited = now
         if not self.unlimited:
             self.rate = max(MIN_RATE, self.rate / 2)
-        pause = retry_after if retry_after is not None else 1.0 / max(self.rate, MIN_RATE)
+        # Without Retry-After, wait one slot of the new rate (1 s when unlimited).
+        slot = 1.0 if self.unlimited else 1.0 / max(self.rate, MIN_RATE)
+        pause = retry_after if retry_after is not None else slot
         self._blocked_until = max(self._blocked_until, now + pause)
         self._next = max(self._next, self._blocked_until)
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from retab_cli.errors import UsageError
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -15,14 +15,8 @@ def parse_duration(text: str, option: str = "duration") -> float:
     """`90`, `1.5s`, `200ms`, `90s`, `5m`, `1h30m` → seconds. Negatives, unknown units
     and empty strings are usage errors."""
     value = text.strip().lower()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        if seconds < 0 or seconds != seconds or seconds == float("inf"):
-            raise UsageError(f"invalid {option} {text!r}: must be a positive duration")
-        return seconds
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", value):
+        return float(value)
     parts = list(_DURATION_PART.finditer(value))
     if not value or not parts or "".join(p.group(0) for p in parts) != value:
         raise UsageError(

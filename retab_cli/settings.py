@@ -149,7 +149,7 @@ def resolve(opts: GlobalOptions, env: Mapping[str, str] = os.environ,
     key_refused = None
     if key_source == profile_label:
         saved_for = stored.get("base_url") or DEFAULT_BASE_URL
-        if (base_url or DEFAULT_BASE_URL).rstrip("/") != str(saved_for).rstrip("/"):
+        if _same_api(base_url or DEFAULT_BASE_URL) != _same_api(str(saved_for)):
             key_refused = (f"the key stored in profile {profile!r} belongs to {saved_for}; "
                            f"not sending it to {base_url}")
             api_key, key_source = None, "none"
@@ -162,12 +162,25 @@ def resolve(opts: GlobalOptions, env: Mapping[str, str] = os.environ,
         api_key=api_key,
         api_key_source=key_source if api_key else "none",
         max_rps=_max_rps(opts.max_rps, env),
-        debug=opts.debug or env.get("RETAB_DEBUG", "") not in ("", "0", "false"),
+        debug=opts.debug or env.get("RETAB_DEBUG", "").strip().lower() in _TRUTHY,
         color=_color(opts.color, env),
         output=env.get("RETAB_OUTPUT") or None,
         config_path=path,
         key_refused=key_refused,
     )
+
+
+_TRUTHY = {"1", "true", "yes", "on"}
+
+
+def _same_api(url: str) -> str:
+    """A base URL reduced to what identifies the API: case of scheme/host, '/' and '/v1'
+    do not make another server."""
+    text = url.strip().rstrip("/")
+    text = text[: -len("/v1")] if text.endswith("/v1") else text
+    scheme, sep, rest = text.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}"
 
 
 def _pick_key(flag: str | None, env: Mapping[str, str], stored: Mapping[str, Any],

@@ -309,3 +309,11 @@ def test_interval_for_follows_the_current_rate() -> None:
     budget = time.budget(5.0)
     budget.on_rate_limited(0.0)
     assert budget.interval_for(10) == pytest.approx(4.0)
+
+
+def test_a_429_without_retry_after_pauses_one_second_when_unlimited() -> None:
+    time = FakeTime()
+    budget = time.budget(rate=0)
+    budget.on_rate_limited(None)
+    time.run(budget.acquire)
+    assert time.now == pytest.approx(1001.0)

@@ -135,3 +135,9 @@ def test_parse_time_gives_none_and_never_raises(value: object) -> None:
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("text", ["1e3", "1_000", "٣", "5m5x"])
+def test_durations_are_plain_digits(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_duration(text)

@@ -500,3 +500,9 @@ def test_render_core_stays_free_of_rich() -> None:
             "print(sorted(m for m in ('rich', 'httpx', 'pydantic') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_unicode_line_separators_cannot_forge_a_line() -> None:
+    from retab_cli.render import sanitize as clean
+
+    assert clean("a\u2028b\u2029c", single_line=True) == "a\\u2028b\\u2029c"

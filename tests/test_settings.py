@@ -538,3 +538,18 @@ def test_settings_repr_hides_the_key(env: dict[str, str]) -> None:
     assert repr(s) == (f"Settings(profile='default', base_url='{DEFAULT_BASE_URL}', "
                        "api_key_source='RETAB_API_KEY')")
 
+
+
+def test_a_stored_key_follows_its_api_whatever_the_spelling(tmp_path: Path) -> None:
+    from retab_cli.settings import _same_api
+
+    assert _same_api("https://API.retab.com/v1/") == _same_api("https://api.retab.com")
+    assert _same_api("https://api.retab.com") != _same_api("https://api.retab.com.evil")
+    assert _same_api("http://127.0.0.1:8000") != _same_api("http://127.0.0.1:8001")
+
+
+@pytest.mark.parametrize(("value", "on"), [("1", True), ("yes", True), ("TRUE", True),
+                                           ("no", False), ("False", False), ("0", False)])
+def test_retab_debug_values(tmp_path: Path, value: str, on: bool) -> None:
+    settings = resolve(GlobalOptions(), {"RETAB_CONFIG_DIR": str(tmp_path), "RETAB_DEBUG": value})
+    assert settings.debug is on

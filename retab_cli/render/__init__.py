@@ -23,7 +23,9 @@ MODES = ("auto", "table", "json", "jsonl", "ids")
 _BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
 _UNSAFE = {*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), *_BIDI}
 _ESCAPES = {cp: f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" for cp in _UNSAFE}
-_LINE_ESCAPES = {**_ESCAPES, 0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+# On one line, any line break would let a server string forge a line of its own.
+_LINE_ESCAPES = {**_ESCAPES, 0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028",
+                 0x2029: "\\u2029"}
 
 
 def sanitize(text: object, *, single_line: bool = False) -> str:
