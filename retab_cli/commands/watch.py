@@ -84,18 +84,23 @@ def watch(
             return await watch_runs(env, client, wanted, options, session=session)
 
     def on_interrupt(code: int) -> None:
-        report_interrupt(env, session, cancel=cancel_on_interrupt)
+        report_interrupt(env, session, cancel=cancel_on_interrupt, code=code)
 
     env.run(main, on_interrupt=on_interrupt)
 
 
 async def watch_until_terminal(env: Env, client: Client, finals: list[dict[str, Any]],
                                timeout: float | None, *, single: bool = False,
-                               any_end_ok: bool = False) -> int:
-    """The watch after `create --wait` / `cancel --wait`, seeded with the objects returned."""
+                               any_end_ok: bool = False,
+                               session: WatchSession | None = None) -> int:
+    """The watch after `create --wait` / `cancel --wait`, seeded with the objects returned.
+
+    Pass a `session` to be able to call `report_interrupt` on Ctrl-C."""
     ids = [str(f["id"]) for f in finals if isinstance(f.get("id"), str)]
     options = WatchOptions(timeout=timeout, single=single, any_end_ok=any_end_ok)
-    return await watch_runs(env, client, ids, options,
+    if session is not None:
+        session.ids = ids
+    return await watch_runs(env, client, ids, options, session=session,
                             initial={str(f["id"]): f for f in finals if "id" in f})
 
 
@@ -111,14 +116,13 @@ async def watch_runs(env: Env, client: Client, ids: list[str], options: WatchOpt
     if session is not None:
         session.watcher = watcher
     started = time.monotonic()
-    view = _open_view(env, watcher)
+    display = _Display(env, _open_view(env, watcher))
     try:
         async with contextlib.aclosing(watcher.run()) as events:
             async for event in events:
-                _on_event(env, view, event)
+                display.show(event)
     finally:
-        if view is not None:
-            view.__exit__(None, None, None)
+        display.close()
     if watcher.fatal is not None:
         raise watcher.fatal
     _finish(env, watcher, options, time.monotonic() - started)
@@ -133,29 +137,60 @@ def _open_view(env: Env, watcher: Watcher) -> Any:
     return LiveView(env.renderer, watcher.runs).__enter__()
 
 
-def _on_event(env: Env, view: Any, event: Event) -> None:
-    from retab_cli.render import watching
+class _Display:
+    """Turns engine events into output, remembering just enough not to repeat itself."""
 
-    renderer = env.renderer
-    run = event.run
-    terminal = event.kind == "status" and event.new in ("completed", "failed", "cancelled")
-    if renderer.mode == "jsonl" and event.data is not None and (
-            event.kind == "ended" or (event.kind == "status" and not terminal)):
-        renderer.jsonl(event.data)
-    if view is not None:
-        if event.kind not in ("status", "retry"):
-            view.ended(run.id)
-        return
-    elapsed = event.at - run.started
-    if event.kind == "status":
-        renderer.info(watching.change_line(event.wall, run.id, event.old, event.new,
-                                           event.data or run.raw, elapsed))
-    elif event.kind == "retry":
-        renderer.info(f"{watching.clock(event.wall)} {run.id} poll failed, retrying: "
-                      f"{event.error.message if event.error else 'unknown error'}")
-    elif event.kind not in ("ended", "fatal"):
-        note = watching.end_note(event.kind, run.last_error)
-        renderer.info(f"{watching.clock(event.wall)} {run.id} {note}")
+    def __init__(self, env: Env, view: Any) -> None:
+        self.env = env
+        self.view = view
+        # The poll error last shown per run: a run failing the same way for two minutes
+        # gets one line, not one per retry.
+        self.failing: dict[str, str] = {}
+        self.fatal = False  # a 400/401/403/422 stopped the watch, not --fail-fast
+        # Why runs ended abnormally, held back while the live table owns the screen.
+        self.notes: list[str] = []
+
+    def show(self, event: Event) -> None:
+        from retab_cli.render import watching
+
+        renderer = self.env.renderer
+        run = event.run
+        if event.kind == "fatal":
+            self.fatal = True
+        terminal = event.kind == "status" and event.new in ("completed", "failed", "cancelled")
+        if renderer.mode == "jsonl" and event.data is not None and (
+                event.kind == "ended" or (event.kind == "status" and not terminal)):
+            renderer.jsonl(event.data)
+        if event.kind == "status":
+            self.failing.pop(run.id, None)
+            if self.view is None:
+                renderer.info(watching.change_line(event.wall, run.id, event.old, event.new,
+                                                   event.data or run.raw, event.at - run.started))
+        elif event.kind == "retry":
+            message = event.error.message if event.error else "unknown error"
+            if self.view is None and self.failing.get(run.id) != message:
+                self.failing[run.id] = message
+                renderer.info(f"{watching.clock(event.wall)} {run.id} poll failed, retrying: "
+                              f"{message}")
+        else:  # the run's final event
+            if self.view is not None:
+                self.view.ended(run.id)
+            if event.kind in ("ended", "fatal"):
+                return  # the status line said it; a fatal error is reported once, at the end
+            kind = "stopped_by_error" if event.kind == "stopped" and self.fatal else event.kind
+            line = f"{watching.clock(event.wall)} {run.id} {watching.end_note(kind, run.last_error)}"
+            if self.view is None:
+                renderer.info(line)
+            elif event.kind in ("gone", "gave_up"):
+                self.notes.append(line)
+
+    def close(self) -> None:
+        if self.view is not None:
+            self.view.__exit__(None, None, None)
+            self.view = None
+        for line in self.notes:
+            self.env.renderer.info(line)
+        self.notes.clear()
 
 
 def _finish(env: Env, watcher: Watcher, options: WatchOptions, elapsed: float) -> None:
@@ -178,7 +213,7 @@ def _finish(env: Env, watcher: Watcher, options: WatchOptions, elapsed: float) -
     line = watching.summary_line(statuses, credits, elapsed)
     renderer.info(line)
     if options.ci_summary and watching.in_github_actions():
-        _github(env, runs, line)
+        _github(env, runs, line, any_end_ok=options.any_end_ok)
     remember(run.id for run in runs)
 
 
@@ -199,7 +234,7 @@ def _shown_status(run: RunState) -> str:
     return run.status or "unknown"
 
 
-def _github(env: Env, runs: list[RunState], line: str) -> None:
+def _github(env: Env, runs: list[RunState], line: str, *, any_end_ok: bool) -> None:
     from retab_cli.render import watching
 
     rows = []
@@ -210,7 +245,9 @@ def _github(env: Env, runs: list[RunState], line: str) -> None:
             "credits": watching.credits_of(run.raw),
             "elapsed": (run.ended or time.monotonic()) - run.started,
         })
-        if run.exit_code not in (errors.OK, errors.STILL_RUNNING):
+        # cancel --wait: a run that ended in any state is what was asked for
+        settled = any_end_ok and run.outcome in ("completed", "failed", "cancelled")
+        if run.exit_code not in (errors.OK, errors.STILL_RUNNING) and not settled:
             env.renderer.notice(watching.error_annotation(run.id, run.raw, _shown_status(run)))
     watching.write_step_summary(env.renderer, watching.step_summary(rows, line))
 
@@ -218,30 +255,39 @@ def _github(env: Env, runs: list[RunState], line: str) -> None:
 # ---- interrupts --------------------------------------------------------------------------
 
 
-def report_interrupt(env: Env, session: WatchSession, *, cancel: bool) -> None:
+def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
+                     code: int = errors.SIGINT) -> None:
     """After Ctrl-C/SIGTERM: optionally cancel, then each run's last status and what to run."""
     runs = session.watcher.runs if session.watcher else []
     active = [run.id for run in runs if run.ended is None] if runs else list(session.ids)
-    if cancel and active:
-        _cancel_active(env, active)
+    cancelled = _cancel_active(env, active) if cancel and active else {}
     renderer = env.renderer
-    renderer.warn("interrupted; the runs were not cancelled" if not cancel else "interrupted")
+    message = "interrupted; the runs were not cancelled" if not cancel else "interrupted"
+    if renderer.explicit_json:  # scripts asked for JSON: say it as JSON too (DESIGN §2)
+        renderer.error(errors.InterruptedError_(message, exit_code=code))
+    else:
+        renderer.warn(message)
     for run in runs:
-        renderer.warn(f"  {run.id}  {run.status or 'unknown'}")
+        status = run.status or "unknown"
+        if run.id in cancelled:
+            status = f"{status} → {cancelled[run.id]} (cancel sent)"
+        renderer.warn(f"  {run.id}  {status}")
     if active and not cancel:
         shown = " ".join(active) if len(active) <= LIST_IN_HINT else "-"
         feed = "" if len(active) <= LIST_IN_HINT else \
-            "retab partitions list --status queued --status in_progress -q | "
+            "retab partitions list --status pending --status queued --status in_progress -q | "
         renderer.warn(f"resume: {feed}retab partitions watch {shown}")
         renderer.warn(f"cancel: {feed}retab partitions cancel {shown}")
 
 
-def _cancel_active(env: Env, ids: list[str]) -> None:
+def _cancel_active(env: Env, ids: list[str]) -> dict[str, str]:
+    """Cancel within CANCEL_ON_INTERRUPT_BUDGET; the status each cancelled run now has."""
     import asyncio
 
     from retab_cli.commands._common import Outcome, ordered
+    from retab_cli.render import sanitize
 
-    done: list[str] = []
+    done: dict[str, str] = {}
 
     async def cancel_all() -> None:
         async with env.client() as client:
@@ -250,7 +296,9 @@ def _cancel_active(env: Env, ids: list[str]) -> None:
 
             def emit(outcome: Outcome) -> None:
                 if outcome.error is None:
-                    done.append(outcome.item)
+                    status = outcome.value.data.get("status") if isinstance(
+                        outcome.value.data, dict) else None
+                    done[outcome.item] = sanitize(status or "?", single_line=True)
 
             async with asyncio.timeout(CANCEL_ON_INTERRUPT_BUDGET):
                 await ordered(ids, one, emit)
@@ -260,7 +308,8 @@ def _cancel_active(env: Env, ids: list[str]) -> None:
     except (TimeoutError, errors.RetabError, KeyboardInterrupt) as exc:
         reason = "time ran out" if isinstance(exc, TimeoutError) else str(exc)
         env.renderer.warn(f"cancel-on-interrupt: {reason}")
-    missed = [i for i in ids if i not in set(done)]
+    missed = [i for i in ids if i not in done]
     env.renderer.warn(f"cancel-on-interrupt: sent {len(done)} of {len(ids)} cancels")
     if missed:
         env.renderer.warn("not cancelled: " + " ".join(missed))
+    return done

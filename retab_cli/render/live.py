@@ -36,12 +36,16 @@ class LiveView:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._runs = runs
         self._clock = clock
+        # Before Live: its constructor already renders once.
+        self._ended_order: list[str] = []
         self._console = make_console(renderer.stderr, color=renderer.stderr_color,
                                      width=renderer.width)
+        # stdout is data and never touched. stderr is redirected: retry notices and
+        # --debug lines written meanwhile are printed above the table instead of
+        # tearing it (the renderer looks sys.stderr up at each write).
         self._live = Live(console=self._console, get_renderable=self._render,
                           refresh_per_second=2, transient=True, redirect_stdout=False,
-                          redirect_stderr=False)
-        self._ended_order: list[str] = []
+                          redirect_stderr=True)
 
     def __enter__(self) -> LiveView:
         self._live.start()

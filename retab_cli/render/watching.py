@@ -20,6 +20,7 @@ _FINAL_WORDS = {
     "gave_up": "gave up",
     "timeout": "still running at --timeout",
     "stopped": "not waited for (--fail-fast)",
+    "stopped_by_error": "not waited for (the watch stopped on an error)",
 }
 
 
