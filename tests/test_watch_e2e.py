@@ -290,8 +290,6 @@ def test_create_wait_timeout_on_a_stuck_run_exits_8(cli: Cli) -> None:
     assert summary_counts(result.stderr) == {"timeout": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="cancel.py: --wait passes neither any_end_ok=True nor "
-                                       "single, and prints the objects twice (see report)")
 def test_cancel_wait_any_terminal_state_is_success(cli: Cli) -> None:
     done, stuck = create(cli), create(cli, "stuck")
     settled(cli, done)

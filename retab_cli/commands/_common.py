@@ -139,8 +139,11 @@ def run_interruptible(main: Callable[[], Awaitable[int]]) -> int:
 
         def on_signal(signum: int) -> None:
             if received:  # a second interrupt: leave now, restoring the cursor first
-                sys.stderr.write("\x1b[?25h" if sys.stderr.isatty() else "")
-                sys.stderr.flush()
+                # The real stream: during a live display sys.stderr is rich's buffer.
+                real = sys.__stderr__
+                if real is not None and _is_tty(real):
+                    real.write("\x1b[?25h")
+                    real.flush()
                 os._exit(_interrupt_code(received[0]))
             received.append(signum)
             if task is not None:

@@ -29,6 +29,7 @@ from retab_cli.commands.listing import (
     UntilOpt,
     build_query,
 )
+from retab_cli.commands.watch import WatchSession, report_interrupt, watch_until_terminal
 from retab_cli.errors import UsageError
 from retab_cli.recent import complete_ids
 
@@ -68,6 +69,7 @@ def cancel(
     except errors.RetabError as exc:
         raise env.fail(exc) from None
     done: list[str] = []
+    session = WatchSession()
 
     async def main() -> int:
         async with env.client() as client:
@@ -79,15 +81,21 @@ def cancel(
                 _dry_run(env, wanted)
                 return errors.OK
             single = bool(ids) and len(ids or []) == 1 and (ids or [""])[0] != "-"
-            results = await _cancel_all(env, client, wanted, done, single=single and not wait)
+            # With --wait the watch prints the final objects; printing here too would put
+            # two JSON documents on stdout.
+            results = await _cancel_all(env, client, wanted, done, single=single, show=not wait)
             if wait and results.finals:
-                from retab_cli.commands.watch import watch_until_terminal
-
-                return await watch_until_terminal(env, client, results.finals, wait_timeout)
+                code = await watch_until_terminal(env, client, results.finals, wait_timeout,
+                                                  single=single, any_end_ok=True,
+                                                  session=session)
+                return errors.worst([code, *results.codes])
         return results.code
 
     def on_interrupt(code: int) -> None:
-        report_partial(env, "cancelled", done, wanted, interrupted=True)
+        if session.watcher is not None:
+            report_interrupt(env, session, cancel=False, code=code)
+        else:
+            report_partial(env, "cancelled", done, wanted, interrupted=True)
 
     def on_broken_pipe() -> int:
         report_partial(env, "cancelled", done, wanted, reason="stdout was closed")
@@ -158,7 +166,7 @@ class _Results:
 
 
 async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str], *,
-                      single: bool) -> _Results:
+                      single: bool, show: bool) -> _Results:
     results = _Results()
 
     async def one(partition_id: str) -> dict[str, Any]:
@@ -173,14 +181,15 @@ async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str],
             return
         done.append(outcome.item)
         results.finals.append(outcome.value)
-        _show(env, outcome.value)
+        if show:
+            _show(env, outcome.value)
 
     try:
         await ordered(wanted, one, emit)
     except errors.RetabError:
         report_partial(env, "cancelled", done, wanted)
         raise
-    if env.renderer.mode == "json" and results.finals:
+    if show and env.renderer.mode == "json" and results.finals:
         env.renderer.json(results.finals[0]) if single else env.renderer.json_list(
             results.finals)
     return results

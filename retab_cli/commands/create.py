@@ -165,16 +165,20 @@ def create(
                 from retab_cli.commands.watch import watch_until_terminal
 
                 code = await watch_until_terminal(env, client, created.finals, deadline,
-                                                  single=single)
+                                                  single=single, session=session)
                 return errors.worst([code, *created.codes])
         return errors.worst(created.codes)
 
     answered: set[int] = set()
+    from retab_cli.commands.watch import WatchSession, report_interrupt
+
+    session = WatchSession()
 
     def on_interrupt(code: int) -> None:
         pending = [i for i in range(len(documents)) if i not in answered]
+        if session.watcher is not None:
+            report_interrupt(env, session, cancel=False, code=code)
         if not pending:
-            env.renderer.warn("interrupted; the runs were created and keep running")
             return
         env.renderer.warn("interrupted before every create was answered; to retry safely "
                           "(no duplicate runs):")
