@@ -204,7 +204,7 @@ def test_unknown_id_among_others_is_6_and_the_others_finish(cli: Cli) -> None:
         zip(ids, ["completed", "failed", "cancelled"], strict=True))
     assert statuses_by_id(result.stderr) == {
         ids[0]: ["completed"], ids[1]: ["failed"], ids[2]: ["cancelled"]}
-    assert re.search(rf"^\d\d:\d\d:\d\dZ {UNKNOWN_ID} no longer exists \(404\)", result.stderr,
+    assert re.search(rf"^\d\d:\d\d:\d\dZ {UNKNOWN_ID} not found \(404\)", result.stderr,
                      re.M), result.stderr
     assert_no_repeats(result.stderr)
     assert summary_counts(result.stderr) == {"completed": 1, "failed": 1, "cancelled": 1, "gone": 1}

@@ -178,6 +178,8 @@ class _Display:
             if event.kind in ("ended", "fatal"):
                 return  # the status line said it; a fatal error is reported once, at the end
             kind = "stopped_by_error" if event.kind == "stopped" and self.fatal else event.kind
+            if kind == "gone" and run.status is None:
+                kind = "not_found"  # never seen: it did not exist, rather than was deleted
             line = f"{watching.clock(event.wall)} {run.id} {watching.end_note(kind, run.last_error)}"
             if self.view is None:
                 renderer.info(line)

@@ -17,6 +17,7 @@ from retab_cli.render import Renderer, pick, sanitize
 ORDER = ("completed", "failed", "cancelled", "in_progress", "queued", "pending")
 _FINAL_WORDS = {
     "gone": "no longer exists (404)",
+    "not_found": "not found (404)",
     "gave_up": "gave up",
     "timeout": "still running at --timeout",
     "stopped": "not waited for (--fail-fast)",
