@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import json
 import platform
 import random
@@ -33,6 +32,7 @@ from retab_cli.errors import (
     UsageError,
     for_status,
 )
+from retab_cli.urls import is_loopback
 
 # httpx imports its own command line (click, rich, pygments: ~50 ms) when click happens
 # to be installed. A None entry makes that optional import fail fast, as httpx allows.
@@ -43,7 +43,6 @@ import httpx
 if sys.modules.get("httpx._main") is None:
     sys.modules.pop("httpx._main", None)
 
-DEFAULT_BASE_URL = "https://api.retab.com"
 REQUEST_TIMEOUT = 30.0
 RETRY_WINDOW = 60.0
 MAX_ATTEMPTS = 5
@@ -74,15 +73,6 @@ def validate_id(value: str) -> str:
             partition_id=None,
         )
     return value
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def normalize_base_url(url: str, *, allow_insecure: bool = False, warn: Log = _ignore) -> str:

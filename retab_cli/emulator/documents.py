@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import mimetypes
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+
+from retab_cli.urls import is_loopback
 
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 FETCH_TIMEOUT_S = 10.0
@@ -72,15 +73,6 @@ def parse_document_url(url: str) -> Document | RemoteUrl:
             raise DocumentUrlError("the document URL has no host")
         return RemoteUrl(url=url, loopback=is_loopback(host))
     raise DocumentUrlError("the document URL must be a data: URL or an http(s) URL")
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _decode_data_url(url: str) -> Document:
