@@ -156,7 +156,7 @@ class TimeoutExpiredError(RetabError):
     exit_code = STILL_RUNNING
 
 
-class InterruptedError_(RetabError):
+class InterruptError(RetabError):
     type = "interrupted"
     exit_code = SIGINT
 

@@ -163,7 +163,7 @@ def resolve(opts: GlobalOptions, env: Mapping[str, str] = os.environ,
         api_key_source=key_source if api_key else "none",
         max_rps=_max_rps(opts.max_rps, env),
         debug=opts.debug or env.get("RETAB_DEBUG", "").strip().lower() in _TRUTHY,
-        color=_color(opts.color, env),
+        color=color_choice(opts.color, env),
         output=env.get("RETAB_OUTPUT") or None,
         config_path=path,
         key_refused=key_refused,
@@ -230,7 +230,7 @@ def _max_rps(flag: float | None, env: Mapping[str, str]) -> float:
     return value
 
 
-def _color(flag: str | None, env: Mapping[str, str]) -> str:
+def color_choice(flag: str | None, env: Mapping[str, str]) -> str:
     """--color never > NO_COLOR > --color always / FORCE_COLOR > auto (DESIGN §2)."""
     if flag == "never" or env.get("NO_COLOR"):
         return "never"

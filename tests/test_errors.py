@@ -14,7 +14,7 @@ from retab_cli.errors import (
     AuthError,
     BadResponseError,
     ConflictError,
-    InterruptedError_,
+    InterruptError,
     NetworkError,
     NotFoundError,
     OutcomeUnknownError,
@@ -114,7 +114,7 @@ def test_for_status(status: int, cls: type[RetabError], type_: str, code: int) -
         (RunFailedError, "run_failed", 3),
         (RunCancelledError, "run_cancelled", 5),
         (TimeoutExpiredError, "timeout", 8),
-        (InterruptedError_, "interrupted", 130),
+        (InterruptError, "interrupted", 130),
     ],
 )
 def test_every_error_type_has_its_exit_code(cls: type[RetabError], type_: str, code: int) -> None:
@@ -135,9 +135,9 @@ def test_the_error_types_are_those_of_the_design() -> None:
 
 
 def test_exit_code_can_be_overridden_per_instance() -> None:
-    error = InterruptedError_("stopped", exit_code=143)
+    error = InterruptError("stopped", exit_code=143)
     assert error.exit_code == 143
-    assert InterruptedError_("stopped").exit_code == 130
+    assert InterruptError("stopped").exit_code == 130
     assert error.to_json()["error"]["exit_code"] == 143
 
 
@@ -210,7 +210,7 @@ def test_hint_for(error: RetabError, hint: str) -> None:
     "error",
     [UsageError("x"), NotFoundError("gone", status=404), RejectedError("no", status=422),
      ConflictError("409", status=409), RunFailedError("failed"), RunCancelledError("cancelled"),
-     TimeoutExpiredError("slow"), InterruptedError_("stop")],
+     TimeoutExpiredError("slow"), InterruptError("stop")],
 )
 def test_no_hint_when_there_is_nothing_to_add(error: RetabError) -> None:
     assert hint_for(error) is None

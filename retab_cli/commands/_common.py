@@ -15,21 +15,22 @@ import typer
 from retab_cli import errors
 from retab_cli.errors import RetabError, UsageError
 from retab_cli.render import Renderer, parse_fields, resolve_mode
-from retab_cli.settings import GlobalOptions, Settings, resolve
+from retab_cli.settings import GlobalOptions, Settings, color_choice, resolve
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
 
 OutputOpt = Annotated[str | None, typer.Option(
-    "--output", "-o", metavar="MODE", help="Output: auto, table, json, jsonl or ids [env: RETAB_OUTPUT]. "
-                           "auto is a table on a terminal, JSON otherwise.",
-    show_default=False)]
+    "--output", "-o", metavar="MODE", show_default=False,
+    help="Output: auto, table, json, jsonl or ids [env: RETAB_OUTPUT]. auto is a table on a "
+         "terminal, JSON otherwise.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
 QuietOpt = Annotated[bool, typer.Option(
     "--quiet", "-q", help="Print ids only (-o ids) and no progress.")]
 FieldsOpt = Annotated[str | None, typer.Option(
-    metavar="FIELDS", help="Comma-separated fields (dotted paths, e.g. id,status,file.filename) to keep in "
-         "JSON or show as table columns.", show_default=False)]
+    metavar="FIELDS", show_default=False,
+    help="Comma-separated fields (dotted paths, e.g. id,status,file.filename) to keep in JSON "
+         "or show as table columns.")]
 
 
 def _interrupt_code(signum: int) -> int:
@@ -59,7 +60,7 @@ class Env:
         root = ctx.find_root()
         self.opts: GlobalOptions = root.obj if isinstance(root.obj, GlobalOptions) \
             else GlobalOptions()
-        color = _color_choice(self.opts.color)
+        color = color_choice(self.opts.color, os.environ)
         self.renderer = Renderer("json", color=color, quiet=quiet)
         try:
             mode, explicit = resolve_mode(output, json, quiet, os.environ.get("RETAB_OUTPUT"),
@@ -116,6 +117,8 @@ class Env:
         except Interrupted as stop:
             if on_interrupt:
                 on_interrupt(stop.code)
+            elif self.renderer.explicit_json:
+                self.renderer.error(errors.InterruptError("interrupted", exit_code=stop.code))
             else:
                 self.renderer.warn("interrupted")
             return stop.code
@@ -180,10 +183,6 @@ def silence_stdout() -> None:
         pass
 
 
-def _color_choice(flag: str | None) -> str:
-    from retab_cli.settings import _color
-
-    return _color(flag, os.environ)
 
 
 # ---- ids ---------------------------------------------------------------------------

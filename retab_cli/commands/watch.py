@@ -266,7 +266,7 @@ def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
     renderer = env.renderer
     message = "interrupted; the runs were not cancelled" if not cancel else "interrupted"
     if renderer.explicit_json:  # scripts asked for JSON: say it as JSON too (DESIGN §2)
-        renderer.error(errors.InterruptedError_(message, exit_code=code))
+        renderer.error(errors.InterruptError(message, exit_code=code))
     else:
         renderer.warn(message)
     for run in runs:
