@@ -37,5 +37,36 @@ def recent() -> list[str]:
         return []
 
 
+NETWORK_BUDGET = 0.4  # seconds: a completion that hangs is worse than none
+
+
 def complete_ids(incomplete: str) -> list[str]:
-    return [i for i in recent() if i.startswith(incomplete)]
+    """Ids for shell completion: the cache first; the newest runs from the API on a miss."""
+    cached = [i for i in recent() if i.startswith(incomplete)]
+    if cached:
+        return cached
+    return [i for i in _fetch_recent() if i.startswith(incomplete)]
+
+
+def _fetch_recent() -> list[str]:
+    import asyncio
+
+    try:
+        return asyncio.run(asyncio.wait_for(_list_ids(), NETWORK_BUDGET))
+    except Exception:  # completion must never fail loudly
+        return []
+
+
+async def _list_ids() -> list[str]:
+    from retab_cli.budget import Budget
+    from retab_cli.client import Client, normalize_base_url
+    from retab_cli.settings import GlobalOptions, resolve
+
+    settings = resolve(GlobalOptions())
+    base_url = normalize_base_url(settings.base_url)
+    async with Client(base_url, settings.require_key(), budget=Budget(0), max_attempts=1,
+                      request_timeout=NETWORK_BUDGET) as client:
+        page = await client.list({"limit": 100})
+    ids = [str(item["id"]) for item in page.data["data"] if isinstance(item, dict) and "id" in item]
+    remember(ids)
+    return ids
