@@ -401,10 +401,13 @@ class Client:
             )
         except httpx.TransportError as exc:
             self._log_debug(method, path, None, sent_at, None)
+            connect = isinstance(exc, httpx.ConnectError)
+            hint = (f"is {self.base_url} the right API? set it with --base-url or "
+                    "RETAB_API_BASE_URL") if connect else None
             return _Attempt(
-                NetworkError(self.mask(_describe_transport(exc, self.base_url))),
+                NetworkError(self.mask(_describe_transport(exc, self.base_url)), hint=hint),
                 retry=True,
-                maybe_applied=not isinstance(exc, httpx.ConnectError),
+                maybe_applied=not connect,
             )
         request_id = response.headers.get("x-request-id")
         self._log_debug(method, path, response.status_code, sent_at, request_id)
