@@ -122,3 +122,32 @@ def test_interrupted_create_prints_a_safe_retry(cli: Cli) -> None:
     assert first.exit_code == 0 and again.exit_code == 0, first.stderr + again.stderr
     assert first.stdout == again.stdout
     assert first.stdout.startswith("prtn_")
+
+
+def answer_prompt(cli: Cli, args: list[str], answer: bytes) -> tuple[int, str, str]:
+    """Run with a terminal on stdin (a pty) and type `answer` at the confirmation prompt."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, **{k: v for k, v in cli.env.items() if v}}
+    proc = subprocess.Popen([sys.executable, "-m", "retab_cli", *args], env=env, stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(slave)
+    os.write(master, answer)
+    out, err = proc.communicate(timeout=30)
+    os.close(master)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def test_declining_the_delete_prompt_deletes_nothing(cli: Cli) -> None:
+    run_id = cli("partitions", "create", str(SAMPLE_PDF), "--key", "k", "-q").stdout.strip()
+    code, out, err = answer_prompt(cli, ["partitions", "delete", run_id], b"n\n")
+    assert code == 1
+    assert out == ""
+    assert "Delete 1 partition(s) for good? [y/N]" in err
+    assert "error: nothing deleted" in err
+    assert cli("partitions", "get", run_id, "-q").exit_code == 0
+    code, out, err = answer_prompt(cli, ["partitions", "delete", run_id, "-q"], b"y\n")
+    assert code == 0, err
+    assert out == f"{run_id}\n"
+    assert cli("partitions", "get", run_id, "-q").exit_code == 6
