@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,12 @@ from emulator_support import Emulator, external_emulator, start_emulator
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
-    """The session's emulator: control API on, speed 20; or RETAB_TEST_EMULATOR_URL's."""
-    external = external_emulator()
+    """The session's emulator: control API on, speed 20; or RETAB_TEST_EMULATOR_URL's.
+
+    An external emulator serves one test process only: with xdist, every worker resets
+    it, so each worker starts its own instead.
+    """
+    external = None if os.environ.get("PYTEST_XDIST_WORKER") else external_emulator()
     if external is not None:
         yield external
         return
