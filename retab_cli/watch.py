@@ -9,6 +9,16 @@ state change happens synchronously in that task and goes onto one queue, which
 one synchronous step that cancels every other task first, so nothing can be observed
 after it. Each run gets exactly one final event: ended, gone, gave_up, timeout,
 stopped or fatal.
+
+Sweep mode: with more than SWEEP_THRESHOLD runs active (and a client that can list),
+per-run polls would each wait N / rate seconds. One task sweeps instead: it lists the
+account's active runs (one query per active status, every page), takes each watched
+run's status from the list items, and fetches individually only the watched runs
+missing from every listing (ended, or not visible yet) -- with the full view, since
+they have most likely ended. Sweeps repeat at the per-run interval, never more often
+than the last sweep's request count allows under the budget. When the active runs
+drop to SWEEP_THRESHOLD or fewer, or a sweep costs as many pages as there are active
+runs (a busy account), the sweeper hands over to per-run polls for good.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from retab_cli.errors import (
     worst,
 )
 from retab_cli.models import TERMINAL
+from retab_cli.parsing import parse_time
 
 if TYPE_CHECKING:  # the client module imports httpx; the engine only needs the type
     from retab_cli.client import ApiResult
@@ -48,6 +59,11 @@ JITTER = 0.2  # ±20%: spreads runs created together so their polls do not bunch
 MAX_BACKOFF = 30.0
 NOT_FOUND_RETRY = 1.0  # read-after-write lag clears in about a second
 FINAL_ATTEMPTS = 3  # the full object is fetched once, so let the client retry it a little
+SWEEP_THRESHOLD = 50  # more active runs than this: sweep list pages instead (DESIGN §4)
+# In lifecycle order: a run moving on while we list moves to a status not listed yet,
+# so it is still seen. Only an end, lag or a move backwards hides a run from all three.
+SWEEP_STATUSES = ("pending", "queued", "in_progress")
+SWEEP_PAGE = 100  # the API's largest page
 
 # Outcomes of a run, and the exit code each one means (DESIGN §3). "error" (a fatal
 # 400/401/403/422) takes the error's own exit code.
@@ -74,6 +90,9 @@ class PollClient(Protocol):
     async def get(
         self, partition_id: str, *, include_output: bool = True, attempts: int | None = None
     ) -> ApiResult: ...
+
+    # Optional at run time: a client without it is polled run by run.
+    async def list(self, params: Mapping[str, str | int]) -> ApiResult: ...
 
 
 @dataclass
@@ -176,6 +195,9 @@ class Watcher:
         self._queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = len(self._tracks)
+        self._can_sweep = callable(getattr(client, "list", None))
+        self._began = 0.0  # monotonic time the watch began
+        self._sweep_failures = 0  # consecutive failed sweeps
         self._started = False
         self._stopping = False
         self.fatal: RetabError | None = None
@@ -200,7 +222,7 @@ class Watcher:
         if self._started:
             raise RuntimeError("a Watcher runs once")
         self._started = True
-        now = self._clock()
+        now = self._began = self._clock()
         for track in self._tracks.values():
             track.run.started = now
         try:
@@ -240,14 +262,23 @@ class Watcher:
                 self._end(track, data)
 
     def _start(self) -> None:
+        if self._can_sweep and self._active > SWEEP_THRESHOLD:
+            # Sweep at once unless every run was just seen (seeded).
+            unseen = any(t.run.status is None for t in self._tracks.values() if not t.run.done)
+            self._spawn(self._sweep_loop(0.0 if unseen else self._sweep_period(0)))
+        else:
+            self._start_polls(first=True)
+        if self._timeout is not None and self._active:
+            self._spawn(self._expire(self._clock() + self._timeout))
+
+    def _start_polls(self, *, first: bool) -> None:
+        """One task per active run. At first a seeded run waits an interval and the others
+        are fetched at once; after sweeps, every run was just seen or fetched."""
         for track in self._tracks.values():
             if track.run.done:
                 continue
-            # A seeded run was just seen; the others are fetched at once.
-            delay = self._next_delay(track) if track.run.status is not None else 0.0
+            delay = self._next_delay(track) if track.run.status is not None or not first else 0.0
             self._spawn(self._follow(track, delay))
-        if self._timeout is not None and self._active:
-            self._spawn(self._expire(self._clock() + self._timeout))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -294,10 +325,7 @@ class Watcher:
         return self._on_success(track, result.data, status)
 
     def _on_success(self, track: _Track, data: dict[str, Any], status: str) -> float | None:
-        track.fetched = True
-        track.failures = 0
-        track.failing_since = None
-        track.run.last_error = None
+        self._succeeded(track)
         if track.final:
             self._observe(track, data, status)
             self._end(track, data)
@@ -309,15 +337,35 @@ class Watcher:
         return self._next_delay(track)
 
     def _on_not_found(self, track: _Track, exc: NotFoundError) -> float | None:
-        track.run.last_error = exc.message
-        if track.fetched or track.not_found >= self._not_found_tolerance:
-            self._close(track, "not_found", "gone", error=exc)
+        if not self._tolerate_not_found(track, exc):
             return None
-        track.not_found += 1  # read-after-write lag right after create
-        self._emit("retry", track, error=exc)
         return max(NOT_FOUND_RETRY * self._jitter(), self._floor())
 
     def _on_failure(self, track: _Track, exc: RetabError) -> float | None:
+        left = self._failed(track, exc)
+        if left is None:
+            return None
+        # The last attempt lands on the give-up mark, so giving up is on time.
+        return min(self._next_delay(track), left)
+
+    def _succeeded(self, track: _Track) -> None:
+        track.fetched = True  # it exists: a 404 from now on means deleted, not lag
+        track.failures = 0
+        track.failing_since = None
+        track.run.last_error = None
+
+    def _tolerate_not_found(self, track: _Track, exc: NotFoundError) -> bool:
+        """A 404: tolerated (True) right after create, else the run is gone."""
+        track.run.last_error = exc.message
+        if track.fetched or track.not_found >= self._not_found_tolerance:
+            self._close(track, "not_found", "gone", error=exc)
+            return False
+        track.not_found += 1  # read-after-write lag right after create
+        self._emit("retry", track, error=exc)
+        return True
+
+    def _failed(self, track: _Track, exc: RetabError) -> float | None:
+        """A transient failure: the seconds left before giving up, or None once given up."""
         now = self._clock()
         if track.failing_since is None:
             track.failing_since = now
@@ -331,8 +379,7 @@ class Watcher:
                 self._close(track, "gave_up", "gave_up", error=exc)
             return None
         self._emit("retry", track, error=exc)
-        # The last attempt lands on the give-up mark, so giving up is on time.
-        return min(self._next_delay(track), left)
+        return left
 
     def _fatal(self, track: _Track, exc: RetabError) -> None:
         self.fatal = exc

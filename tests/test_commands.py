@@ -488,3 +488,16 @@ def test_global_options_after_the_subcommand(cli: Cli) -> None:
     assert "debug: GET " in result.stderr
     assert cli.emu.api_key not in result.stderr
     assert json.loads(result.stdout) == []
+
+
+def test_an_auth_failure_in_a_bulk_command_is_reported_once(cli: Cli) -> None:
+    bad = {"RETAB_API_KEY": "rt_test_wrong_key_2"}
+    got = cli("partitions", "get", "prtn_a", "prtn_b", "prtn_c", env=bad)
+    assert got.exit_code == 4
+    assert got.stderr.count("error: ") == 1
+    assert got.stderr.startswith("error: Invalid API key (request_id req_")
+    cancelled = cli("partitions", "cancel", "prtn_a", "prtn_b", env=bad)
+    assert cancelled.exit_code == 4
+    assert cancelled.stderr.count("error: ") == 1
+    assert "stopped: cancelled 0 of 2" in cancelled.stderr
+    assert "not cancelled (2): prtn_a prtn_b" in cancelled.stderr

@@ -290,9 +290,13 @@ async def ordered(
     emit: Callable[[Outcome], None],
     *,
     limit: int = 16,
-) -> list[Outcome]:
+) -> None:
     """Run `worker` over items, at most `limit` at once; `emit` results in input order as
-    soon as each prefix is done. An auth error stops the rest (they are not attempted)."""
+    soon as each prefix is done.
+
+    An auth error stops the rest (they are not attempted) and is raised once, after every
+    finished outcome has been emitted, so a caller can say exactly what was done.
+    """
     import asyncio
 
     results: dict[int, Outcome] = {}
@@ -302,20 +306,24 @@ async def ordered(
         queue.put_nowait(index)
     stop: list[RetabError] = []
 
-    async def one() -> None:
+    def flush() -> None:
         nonlocal next_emit
+        while next_emit in results:
+            emit(results.pop(next_emit))
+            next_emit += 1
+
+    async def one() -> None:
         while not stop and not queue.empty():
             index = queue.get_nowait()
             try:
-                outcome = Outcome(items[index], value=await worker(items[index]))
+                results[index] = Outcome(items[index], value=await worker(items[index]))
+            except FATAL as exc:
+                exc.partition_id = None  # about the key, not about this id
+                stop.append(exc)
+                return
             except RetabError as exc:
-                outcome = Outcome(items[index], error=exc)
-                if isinstance(exc, FATAL):
-                    stop.append(exc)
-            results[index] = outcome
-            while next_emit in results:
-                emit(results[next_emit])
-                next_emit += 1
+                results[index] = Outcome(items[index], error=exc)
+            flush()
 
     workers = [asyncio.create_task(one()) for _ in range(min(limit, len(items)) or 1)]
     try:
@@ -325,8 +333,9 @@ async def ordered(
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
     if stop:
+        for index in sorted(results):  # finished after the failed one: still reported
+            emit(results.pop(index))
         raise stop[0]
-    return [results[i] for i in range(len(items))]
 
 
 def confirm_destructive(env: Env, question: str, yes: bool, *, declined: str) -> None:

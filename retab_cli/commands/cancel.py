@@ -84,7 +84,7 @@ def cancel(
             # With --wait the watch prints the final objects; printing here too would put
             # two JSON documents on stdout.
             results = await _cancel_all(env, client, wanted, done, single=single, show=not wait)
-            if wait and results.finals:
+            if wait and results.finals and not results.stopped:
                 code = await watch_until_terminal(env, client, results.finals, wait_timeout,
                                                   single=single, any_end_ok=True,
                                                   session=session)
@@ -159,6 +159,7 @@ class _Results:
     def __init__(self) -> None:
         self.finals: list[dict[str, Any]] = []
         self.codes: list[int] = []
+        self.stopped = False  # an auth error ended the bulk operation early
 
     @property
     def code(self) -> int:
@@ -186,9 +187,12 @@ async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str],
 
     try:
         await ordered(wanted, one, emit)
-    except errors.RetabError:
+    except errors.RetabError as exc:
+        env.renderer.error(exc)
         report_partial(env, "cancelled", done, wanted)
-        raise
+        results.codes.append(exc.exit_code)
+        results.stopped = True
+        return results
     if show and env.renderer.mode == "json" and results.finals:
         env.renderer.json(results.finals[0]) if single else env.renderer.json_list(
             results.finals)

@@ -75,9 +75,10 @@ def delete(
 
             try:
                 await ordered(wanted, remove, emit)
-            except errors.RetabError:
+            except errors.RetabError as exc:
+                env.renderer.error(exc)
                 report_partial(env, "deleted", done, wanted)
-                raise
+                codes.append(exc.exit_code)
         _show_all(env, rows, single=len(ids) == 1 and ids[0] != "-")
         return errors.worst(codes)
 
