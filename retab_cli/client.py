@@ -8,7 +8,6 @@ that need them, so the JSON output path never re-serialises anything.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import platform
 import random
@@ -141,6 +140,8 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # only for the rare HTTP-date form
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from pathlib import Path
@@ -97,6 +95,9 @@ def safe_name(key: str, used: set[str]) -> str:
 def write_chunks(raw: dict[str, Any], source: Path, content: bytes, target: Path, *,
                  overwrite: bool, force: bool) -> dict[str, Any]:
     """Write the chunk files and the manifest; refuse anything that would lose data."""
+    import hashlib
+    import json
+
     status = raw.get("status")
     if status != "completed":
         raise errors.RetabError(f"run {raw.get('id')} is {status}, not completed; nothing to split",
