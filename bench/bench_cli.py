@@ -771,10 +771,11 @@ def bench_watch(rep: Report, tmp: Path, n: int, rate: float, speed: float) -> No
     )
     rep.add(
         f"watch {n} runs (`watch - -o jsonl`, `RETAB_MAX_RPS={rate:g}`): requests sent",
-        "within 10% of rate × wall",
+        "at most rate × wall + 10%",
         f"{gets} GETs",
         f"{gets / allowance:.3f}× allowance ({allowance:.0f})",
-        verdict(abs(gets / allowance - 1) <= 0.10 and not others),
+        # Sweeping list pages (DESIGN §4) spends less than the allowance: under is good.
+        verdict(gets / allowance <= 1.10 and not others),
         note=f"wall {proc.wall:.1f} s; {limited} × 429; other requests {others}",
     )
     rep.add(

@@ -26,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from retab_cli.budget import Budget
 from retab_cli.errors import (
@@ -79,6 +79,7 @@ OUTCOME_EXIT = {
 # Under fail-fast, any of these settles a non-zero exit, so waiting longer is pointless.
 FAIL_FAST_OUTCOMES = frozenset({"failed", "cancelled", "not_found", "gave_up"})
 
+T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 Wall = Callable[[], datetime]
@@ -132,6 +133,16 @@ class Event:
     at: float  # monotonic; `at - run.started` is the elapsed time to show
     data: dict[str, Any] | None = None
     error: RetabError | None = None
+
+
+def _page_of(data: Any) -> tuple[list[Any], str | None]:
+    """A list page's items and its `after` cursor (None on the last page)."""
+    items = data.get("data") if isinstance(data, dict) else None
+    meta = data.get("list_metadata") if isinstance(data, dict) else None
+    after = meta.get("after") if isinstance(meta, dict) else None
+    if not isinstance(items, list) or not isinstance(meta, dict) or not isinstance(after, str | None):
+        raise BadResponseError("unusable response: a list page needs 'data' and 'list_metadata'")
+    return items, after or None
 
 
 def status_of(data: Any) -> str:
@@ -386,20 +397,168 @@ class Watcher:
         self._close(track, "error", "fatal", error=exc, exit_code=exc.exit_code)
         self._stop("stopped")
 
+    # ---- sweeping ----------------------------------------------------------------
+
+    async def _sweep_loop(self, delay: float | None) -> None:
+        while delay is not None:
+            if delay > 0:
+                await self._sleep(delay)
+            delay = await self._sweep()
+
+    async def _sweep(self) -> float | None:
+        """List the active runs, fetch the watched ones missing: the delay before the next
+        sweep, or None when this task is done (the watch is over, or per-run polls took over)."""
+        started = self._clock()
+        waiting = {t.run.id: t for t in self._tracks.values() if not t.run.done}
+        try:
+            seen, pages, error = await self._list_active(waiting)
+        except (AuthError, RejectedError) as exc:
+            # Not about one run: the first one still active carries the fatal event.
+            first = next((t for t in self._tracks.values() if not t.run.done), None)
+            if first is None:
+                self.fatal = exc
+            else:
+                self._fatal(first, exc)
+            return None
+        lefts: list[float | None] = []
+        if error is not None:
+            # Runs seen on the pages that did come back were updated; the others failed.
+            self._sweep_failures += 1
+            for pid, track in waiting.items():
+                if self._stopping:
+                    return None
+                if pid not in seen and not track.run.done:
+                    lefts.append(self._failed(track, error))
+            cost = pages
+        else:
+            self._sweep_failures = 0
+            missing = [t for pid, t in waiting.items() if pid not in seen and not t.run.done]
+            lefts = await self._gather([self._fetch(t) for t in missing])
+            cost = pages + len(missing)
+        if self._stopping or self._active == 0:
+            return None
+        # Per-run polls are as cheap once few runs are left, or when listing the account
+        # costs as many pages as there are runs to watch: hand over to them for good.
+        if self._active <= SWEEP_THRESHOLD or (error is None and pages >= self._active):
+            self._start_polls(first=False)
+            return None
+        # Success: one period from the start of this sweep (its requests included). A
+        # failure waits from now, backing off; the last attempt lands on the give-up mark.
+        delay = self._sweep_period(cost) - (self._clock() - started if error is None else 0.0)
+        give_up = [left for left in lefts if left is not None]
+        return max(0.0, min(delay, *give_up) if give_up else delay)
+
+    async def _list_active(self, waiting: Mapping[str, _Track]) -> tuple[set[str], int, RetabError | None]:
+        """Every page of every active status: the watched ids seen, the pages asked for, and
+        the transient error that cut the listing short. 400/401/403/422 are raised."""
+        seen: set[str] = set()
+        pages = 0
+        base: dict[str, str | int] = {"limit": SWEEP_PAGE}
+        if (day := self._from_date(waiting.values())) is not None:
+            base["from_date"] = day
+        for status in SWEEP_STATUSES:
+            after: str | None = None
+            cursors: set[str] = set()
+            while True:
+                params = {**base, "status": status}
+                if after is not None:
+                    params["after"] = after
+                pages += 1
+                try:
+                    async with self._slots:
+                        result = await self._client.list(params)
+                    items, after = _page_of(result.data)
+                except (AuthError, RejectedError):
+                    raise
+                except RetabError as exc:
+                    return seen, pages, exc
+                for item in items:
+                    pid = item.get("id") if isinstance(item, dict) else None
+                    track = waiting.get(pid) if isinstance(pid, str) else None
+                    listed = item.get("status") if isinstance(item, dict) else None
+                    # A terminal or unknown status: fetched on its own, as a missing run.
+                    if track is None or track.run.done or listed not in SWEEP_STATUSES:
+                        continue
+                    seen.add(track.run.id)
+                    self._succeeded(track)
+                    self._observe(track, item, str(listed))
+                if after is None:
+                    break
+                if after in cursors:  # a server string: kept out of the message
+                    return seen, pages, BadResponseError("unusable response: the list cursor did not advance")
+                cursors.add(after)
+        return seen, pages, None
+
+    async def _fetch(self, track: _Track) -> float | None:
+        """A watched run missing from every listing, most likely ended: one request for the
+        full object. If it is still active, it stays watched. The seconds left before
+        giving up when the request failed, else None."""
+        try:
+            async with self._slots:
+                result = await self._client.get(track.run.id, include_output=True, attempts=1)
+            status = status_of(result.data)
+        except (AuthError, RejectedError) as exc:
+            self._fatal(track, exc)
+            return None
+        except NotFoundError as exc:
+            self._tolerate_not_found(track, exc)  # retried at the next sweep
+            return None
+        except RetabError as exc:
+            return self._failed(track, exc)
+        self._succeeded(track)
+        self._observe(track, result.data, status)
+        if status in TERMINAL:
+            self._end(track, result.data)
+        return None
+
+    @staticmethod
+    async def _gather(work: list[Coroutine[Any, Any, T]]) -> list[T]:
+        """Run concurrently; whatever happens (a bug, a cancel), none is left running."""
+        tasks = [asyncio.create_task(w) for w in work]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    def _from_date(tracks: Iterable[_Track]) -> str | None:
+        """The earliest UTC day the runs were created, when every one of them is known."""
+        days = []
+        for track in tracks:
+            raw = track.run.raw
+            created = parse_time(raw.get("created_at")) if raw is not None else None
+            if created is None:
+                return None
+            days.append(created.date())
+        return min(days).isoformat() if days else None
+
     # ---- intervals ---------------------------------------------------------------
 
     def _next_delay(self, track: _Track) -> float:
         """clamp(elapsed / 10, 1 s, 10 s) or the pinned interval, backed off while failing,
         jittered, and never below this run's share of the request budget."""
-        if self._interval is not None:
-            base = self._interval
-        else:
-            elapsed = self._clock() - track.run.started
-            base = min(max(elapsed / 10, MIN_INTERVAL), MAX_INTERVAL)
-        if track.failures:
-            # The first retry waits one interval, then doubling (never below the base).
-            base = max(base, min(base * 2.0 ** (track.failures - 1), MAX_BACKOFF))
+        base = self._backed_off(self._base(track.run.started), track.failures)
         return max(base * self._jitter(), self._floor())
+
+    def _sweep_period(self, cost: int) -> float:
+        """The per-run interval, backed off while sweeps fail, jittered, and never shorter
+        than the requests of the last sweep take under the budget."""
+        base = self._backed_off(self._base(self._began), self._sweep_failures)
+        return max(base * self._jitter(), self._client.budget.interval_for(cost))
+
+    def _base(self, since: float) -> float:
+        if self._interval is not None:
+            return self._interval
+        return min(max((self._clock() - since) / 10, MIN_INTERVAL), MAX_INTERVAL)
+
+    @staticmethod
+    def _backed_off(base: float, failures: int) -> float:
+        if not failures:
+            return base
+        # The first retry waits one interval, then doubling (never below the base).
+        return max(base, min(base * 2.0 ** (failures - 1), MAX_BACKOFF))
 
     def _jitter(self) -> float:
         return self._rng.uniform(1 - JITTER, 1 + JITTER)
