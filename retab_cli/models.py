@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from retab_cli.errors import BadResponseError
 from retab_cli.parsing import parse_time as parse_time
+from retab_cli.statuses import ACTIVE as ACTIVE
+from retab_cli.statuses import KNOWN_STATUSES as KNOWN_STATUSES
+from retab_cli.statuses import TERMINAL as TERMINAL
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-ACTIVE = frozenset({"pending", "queued", "in_progress"})
-KNOWN_STATUSES = ("pending", "queued", "in_progress", "completed", "failed", "cancelled")
 MODEL_TIERS = {"retab-micro": 0.2, "retab-small": 1.0, "retab-large": 3.0}
 
 

@@ -47,8 +47,8 @@ from retab_cli.errors import (
     exit_for_status,
     worst,
 )
-from retab_cli.models import TERMINAL
 from retab_cli.parsing import parse_time
+from retab_cli.statuses import ACTIVE_ORDER, TERMINAL
 
 if TYPE_CHECKING:  # the client module imports httpx; the engine only needs the type
     from retab_cli.client import ApiResult
@@ -62,7 +62,7 @@ FINAL_ATTEMPTS = 3  # the full object is fetched once, so let the client retry i
 SWEEP_THRESHOLD = 50  # more active runs than this: sweep list pages instead (DESIGN §4)
 # In lifecycle order: a run moving on while we list moves to a status not listed yet,
 # so it is still seen. Only an end, lag or a move backwards hides a run from all three.
-SWEEP_STATUSES = ("pending", "queued", "in_progress")
+SWEEP_STATUSES = ACTIVE_ORDER
 SWEEP_PAGE = 100  # the API's largest page
 
 # Outcomes of a run, and the exit code each one means (DESIGN §3). "error" (a fatal

@@ -32,8 +32,7 @@ from retab_cli.commands.listing import (
 from retab_cli.commands.watch import WatchSession, report_interrupt, watch_until_terminal
 from retab_cli.errors import UsageError
 from retab_cli.recent import complete_ids
-
-ACTIVE = ["pending", "queued", "in_progress"]
+from retab_cli.statuses import ACTIVE_ORDER
 
 
 def cancel(
@@ -119,7 +118,7 @@ def _check(ids: list[str] | None, all_matching: bool, status: list[str] | None,
     if not filters:
         raise UsageError("--all-matching needs at least one filter (--status, --filename, "
                          "--since, --until)")
-    return build_query(status or ACTIVE, filename, since, until, limit=None)
+    return build_query(status or list(ACTIVE_ORDER), filename, since, until, limit=None)
 
 
 def _timeout(text: str | None) -> float | None:

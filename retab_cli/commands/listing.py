@@ -14,11 +14,11 @@ from retab_cli.commands._common import Env, FieldsOpt, JsonOpt, OutputOpt, Quiet
 from retab_cli.errors import BadResponseError, UsageError
 from retab_cli.parsing import parse_day, parse_time
 from retab_cli.recent import KEEP, remember
+from retab_cli.statuses import KNOWN_STATUSES
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
 
-STATUSES = ("pending", "queued", "in_progress", "completed", "failed", "cancelled")
 PAGE_MAX = 100
 
 StatusOpt = Annotated[list[str] | None, typer.Option(
@@ -69,8 +69,8 @@ def build_query(status: list[str] | None, filename: str | None, since: str | Non
 
     statuses = list(dict.fromkeys(status or []))
     for value in statuses:
-        if value not in STATUSES:
-            raise UsageError(f"invalid --status {value!r}: choose from {', '.join(STATUSES)}")
+        if value not in KNOWN_STATUSES:
+            raise UsageError(f"invalid --status {value!r}: choose from {', '.join(KNOWN_STATUSES)}")
     if order not in ("asc", "desc"):
         raise UsageError(f"invalid --order {order!r}: choose asc or desc")
     if after and before:
