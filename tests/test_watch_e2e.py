@@ -615,3 +615,35 @@ def test_shell_pipeline_into_head(cli: Cli) -> None:
     assert "Traceback" not in proc.stderr
     # Changes, and the summary if the watch got that far before head left.
     assert all(CHANGE.match(line) or SUMMARY.match(line) for line in proc.stderr.splitlines())
+
+
+def test_many_runs_are_swept_through_list_pages(cli: Cli) -> None:
+    """Beyond 50 active runs the watch lists active runs instead of polling each one."""
+    cli.emu.next_create("stuck", times=60)
+    ids = [cli("partitions", "create", str(SAMPLE_PDF), "--key", "invoice number",
+               "--background", "-q").stdout.strip() for _ in range(60)]
+    cli.emu.clear_requests()
+    proc = subprocess.Popen([sys.executable, "-m", "retab_cli", "partitions", "watch", "-",
+                             "-o", "jsonl", "--fields", "id,status", "--timeout", "60s"],
+                            env=process_env(cli), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write("\n".join(ids))
+    proc.stdin.close()
+    time.sleep(2)
+    for run_id in ids:  # end them all while the watch is running
+        assert cli("partitions", "cancel", run_id, "-q").exit_code == 0
+    proc.wait(timeout=60)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    assert proc.returncode == 5, err
+    last = {}
+    for line in out.splitlines():
+        obj = json.loads(line)
+        last[obj["id"]] = obj["status"]
+    assert last == dict.fromkeys(ids, "cancelled")
+    log = [r for r in cli.emu.requests() if r["method"] == "GET"]
+    listed = [r for r in log if r["path"] == "/v1/partitions"]
+    fetched = [r for r in log if r["path"] != "/v1/partitions"]
+    assert listed and {r["query"]["status"] for r in listed} <= {"pending", "queued", "in_progress"}
+    assert len(fetched) < 3 * len(ids)  # not polled one by one
+    assert sum(1 for r in fetched if r["query"].get("include_output") == "true") == len(ids)
