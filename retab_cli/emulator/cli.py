@@ -127,7 +127,9 @@ def serve(
     from retab_cli.emulator.server import serve as serve_forever
     from retab_cli.emulator.store import default_db_path
 
-    raise typer.Exit(serve_forever(_settings(options, str(default_db_path()))))
+    settings = _settings(options, str(default_db_path()))
+    _warn_if_exposed(settings)
+    raise typer.Exit(serve_forever(settings))
 
 
 @app.command(
@@ -157,7 +159,9 @@ def exec_(
     _require_extra()
     from retab_cli.emulator.server import run_command
 
-    raise typer.Exit(run_command(_settings(options, ":memory:"), command))
+    settings = _settings(options, ":memory:")
+    _warn_if_exposed(settings)
+    raise typer.Exit(run_command(settings, command))
 
 
 def _require_extra() -> None:
@@ -198,6 +202,16 @@ def _settings(options: Options, default_db: str) -> Settings:
     except ValueError as exc:
         err(f"error: {exc}")
         raise typer.Exit(2) from None
+
+
+def _warn_if_exposed(settings: Settings) -> None:
+    """Anything but loopback lets other machines in; the control API has no auth at all."""
+    from retab_cli.urls import is_loopback
+
+    if is_loopback(settings.host):
+        return
+    exposed = "the API and its control API (no auth)" if settings.control else "the API"
+    err(f"warning: listening on {settings.host}: other machines can reach {exposed}")
 
 
 def main() -> None:

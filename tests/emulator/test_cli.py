@@ -217,3 +217,19 @@ def test_default_db_lives_under_xdg_data_home(tmp_path: Path) -> None:
         proc.kill()
     folder = tmp_path / "xdg" / "retab"
     assert (folder / "emulator.sqlite3").exists() and (folder.stat().st_mode & 0o777) == 0o700
+
+
+def test_binding_beyond_loopback_warns() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "retab_cli.emulator", "--host", "0.0.0.0", "--port", "0",
+         "--db", ":memory:", "--control"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith("listening on http://0.0.0.0:")
+        assert proc.stderr.readline() == (
+            "warning: listening on 0.0.0.0: other machines can reach the API and its control "
+            "API (no auth)\n")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
