@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from retab_cli.emulator import DEFAULT_API_KEY
 
 KEYS_ENV = "RETAB_EMULATOR_API_KEYS"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s)?")
 
 
 @dataclass(frozen=True)
@@ -61,12 +60,14 @@ def parse_rate_limit(text: str) -> RateLimit:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from `50ms`, `1.5s` or a bare number of seconds."""
-    match = _DURATION.fullmatch(text.strip())
-    if not match:
-        raise ValueError(f"duration must look like 50ms, 1.5s or 2, not {text!r}")
-    value = float(match[1])
-    return value / 1000 if match[2] == "ms" else value
+    """Seconds from `50ms`, `1.5s`, `2`: the tool's own duration syntax."""
+    from retab_cli.errors import UsageError
+    from retab_cli.parsing import parse_duration as parse
+
+    try:
+        return parse(text, "--latency duration")
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
 
 
 def url_host(host: str) -> str:
