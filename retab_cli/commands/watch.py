@@ -61,8 +61,9 @@ def watch(
     quiet: QuietOpt = False,
     fields: FieldsOpt = None,
 ) -> None:
-    """Wait for runs to end, showing each status change. Exit 0 when every run completed,
-    3 if one failed, 5 if one was cancelled, 6 if one is gone, 8 on --timeout."""
+    """Wait for runs to end, showing each status change (alias: wait). Exit 0 when every
+    run completed, 3 if one failed, 5 if one was cancelled, 6 if one is gone, 8 on
+    --timeout."""
     from retab_cli.parsing import parse_duration
 
     env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
