@@ -48,7 +48,7 @@ def test_typer_usage_errors_are_one_line(cli: Cli) -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert lines[0] == "error: Missing argument 'ID...'."
+    assert lines[0] == "error: Missing argument 'ID'."
     assert lines[1] == "hint: run 'retab partitions get --help' for usage"
     unknown = cli.run("partitions", "frobnicate")
     assert unknown.exit_code == 2

@@ -38,7 +38,7 @@ from retab_cli.statuses import ACTIVE_ORDER
 def cancel(
     ctx: typer.Context,
     ids: Annotated[list[str] | None, typer.Argument(
-        metavar="[ID]...", help="Partition ids, or - to read them from stdin.", show_default=False,
+        metavar="ID", help="Partition ids, or - to read them from stdin.", show_default=False,
         autocompletion=complete_ids)] = None,
     all_matching: Annotated[bool, typer.Option(
         "--all-matching", help="Cancel every run matching the filters (at least one; "

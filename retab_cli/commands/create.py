@@ -98,7 +98,7 @@ def default_instructions(key: str) -> str:
 def create(
     ctx: typer.Context,
     files: Annotated[list[str] | None, typer.Argument(
-        metavar="[FILE]...", help="Documents to partition (PDF, images, text), or - to read one from stdin.",
+        metavar="FILE", help="Documents to partition (PDF, images, text), or - to read one from stdin.",
         show_default=False)] = None,
     url: Annotated[str | None, typer.Option(
         metavar="URL", help="A document URL for the service to fetch (https://...), or a data: URL.",

@@ -29,7 +29,7 @@ DryRunOpt = Annotated[bool, typer.Option(
 def delete(
     ctx: typer.Context,
     ids: Annotated[list[str], typer.Argument(
-        metavar="ID...", help="Partition ids, or - to read them from stdin.", show_default=False,
+        metavar="ID", help="Partition ids, or - to read them from stdin.", show_default=False,
         autocompletion=complete_ids)],
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,

@@ -23,7 +23,7 @@ from retab_cli.recent import complete_ids
 def get(
     ctx: typer.Context,
     ids: Annotated[list[str], typer.Argument(
-        metavar="ID...", help="Partition ids, or - to read them from stdin.", show_default=False,
+        metavar="ID", help="Partition ids, or - to read them from stdin.", show_default=False,
         autocompletion=complete_ids)],
     no_output: Annotated[bool, typer.Option(
         "--no-output", help="Fetch the cheap status-only view (include_output=false).")] = False,

@@ -11,6 +11,7 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import Env, FieldsOpt, JsonOpt, OutputOpt, QuietOpt, read_ids
+from retab_cli.recent import complete_ids
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
@@ -41,12 +42,13 @@ class WatchSession:
 def watch(
     ctx: typer.Context,
     ids: Annotated[list[str], typer.Argument(
-        help="Partition ids, or - to read them from stdin.", show_default=False)],
+        metavar="ID", help="Partition ids, or - to read them from stdin.", show_default=False,
+        autocompletion=complete_ids)],
     timeout: Annotated[str | None, typer.Option(
-        help="Stop waiting after this long (exit 8), e.g. 90s, 5m, 1h30m.",
+        metavar="DUR", help="Stop waiting after this long (exit 8), e.g. 90s, 5m, 1h30m.",
         show_default=False)] = None,
     interval: Annotated[str | None, typer.Option(
-        help="Poll each run this often (default: 1 s growing to 10 s for long runs).",
+        metavar="DUR", help="Poll each run this often (default: 1 s growing to 10 s for long runs).",
         show_default=False)] = None,
     cancel_on_interrupt: Annotated[bool, typer.Option(
         "--cancel-on-interrupt", help="On Ctrl-C or SIGTERM, cancel the runs still active "
