@@ -12,6 +12,7 @@ import typer
 from retab_cli import errors
 from retab_cli.commands._common import Env, FieldsOpt, JsonOpt, OutputOpt, QuietOpt, read_ids
 from retab_cli.recent import complete_ids
+from retab_cli.statuses import TERMINAL
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
@@ -160,7 +161,7 @@ class _Display:
         run = event.run
         if event.kind == "fatal":
             self.fatal = True
-        terminal = event.kind == "status" and event.new in ("completed", "failed", "cancelled")
+        terminal = event.kind == "status" and event.new in TERMINAL
         if renderer.mode == "jsonl" and event.data is not None and (
                 event.kind == "ended" or (event.kind == "status" and not terminal)):
             renderer.jsonl(event.data)
@@ -233,8 +234,7 @@ def _final_table(env: Env, finals: list[dict[str, Any]]) -> None:
 def _shown_status(run: RunState) -> str:
     if run.outcome == "not_found":
         return "gone"
-    if run.outcome in ("gave_up", "timeout", "stopped") and run.status not in (
-            "completed", "failed", "cancelled"):
+    if run.outcome in ("gave_up", "timeout", "stopped") and run.status not in TERMINAL:
         return run.outcome
     return run.status or "unknown"
 
@@ -251,7 +251,7 @@ def _github(env: Env, runs: list[RunState], line: str, *, any_end_ok: bool) -> N
             "elapsed": (run.ended or time.monotonic()) - run.started,
         })
         # cancel --wait: a run that ended in any state is what was asked for
-        settled = any_end_ok and run.outcome in ("completed", "failed", "cancelled")
+        settled = any_end_ok and run.outcome in TERMINAL
         if run.exit_code not in (errors.OK, errors.STILL_RUNNING) and not settled:
             env.renderer.notice(watching.error_annotation(run.id, run.raw, _shown_status(run)))
     watching.write_step_summary(env.renderer, watching.step_summary(rows, line))
@@ -264,7 +264,9 @@ def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
                      code: int = errors.SIGINT) -> None:
     """After Ctrl-C/SIGTERM: optionally cancel, then each run's last status and what to run."""
     runs = session.watcher.runs if session.watcher else []
-    active = [run.id for run in runs if run.ended is None] if runs else list(session.ids)
+    # A run seen terminal whose full object was still on its way has ended all the same.
+    active = [run.id for run in runs if run.ended is None and run.status not in TERMINAL] \
+        if runs else list(session.ids)
     cancelled = _cancel_active(env, active) if cancel and active else {}
     renderer = env.renderer
     message = "interrupted; the runs were not cancelled" if not cancel else "interrupted"
