@@ -501,3 +501,12 @@ def test_an_auth_failure_in_a_bulk_command_is_reported_once(cli: Cli) -> None:
     assert cancelled.stderr.count("error: ") == 1
     assert "stopped: cancelled 0 of 2" in cancelled.stderr
     assert "not cancelled (2): prtn_a prtn_b" in cancelled.stderr
+
+
+def test_list_before_pages_back_in_the_listing_order(cli: Cli) -> None:
+    cli.emu.seed(250)
+    newest = cli("partitions", "list", "-n", "200", "-q").stdout.split()
+    back = cli("partitions", "list", "-n", "150", "--before", newest[-1], "-q").stdout.split()
+    assert back == newest[49:199]
+    forward = cli("partitions", "list", "-n", "150", "--after", newest[49], "-q").stdout.split()
+    assert forward[:150] == cli("partitions", "list", "--all", "-q").stdout.split()[50:200]

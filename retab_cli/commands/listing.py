@@ -103,6 +103,17 @@ class PageStream:
     last_cursor: str | None = None
 
     async def pages(self, limit: int | None) -> AsyncIterator[list[dict[str, Any]]]:
+        if self.query.before is None:
+            async for page in self._fetch(limit):
+                yield page
+            return
+        # Paging back from --before fetches the nearest page first: hold the pages (at
+        # most `limit` items) and give them in the listing's own order.
+        held = [page async for page in self._fetch(limit)]
+        for page in reversed(held):
+            yield page
+
+    async def _fetch(self, limit: int | None) -> AsyncIterator[list[dict[str, Any]]]:
         backwards = self.query.before is not None
         cursor = self.query.before if backwards else self.query.after
         seen: set[str] = set()
