@@ -103,7 +103,7 @@ def normalize_base_url(url: str, *, allow_insecure: bool = False, warn: Log = _i
 
 
 def mask_key(key: str) -> str:
-    return f"{key[:3]}…{key[-4:]}" if len(key) >= 12 else "****"
+    return f"{key[:3]}...{key[-4:]}" if len(key) >= 12 else "****"
 
 
 @dataclass

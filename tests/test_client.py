@@ -189,7 +189,7 @@ def test_key_echoed_by_server_is_masked() -> None:
     with pytest.raises(AuthError) as info:
         run([echo], lambda c: c.get("prtn_1"))
     assert KEY not in info.value.message
-    assert "rt_…mnop" in info.value.message
+    assert "rt_...mnop" in info.value.message
 
 
 def test_client_repr_hides_the_key() -> None:
