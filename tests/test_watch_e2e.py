@@ -647,3 +647,15 @@ def test_many_runs_are_swept_through_list_pages(cli: Cli) -> None:
     assert listed and {r["query"]["status"] for r in listed} <= {"pending", "queued", "in_progress"}
     assert len(fetched) < 3 * len(ids)  # not polled one by one
     assert sum(1 for r in fetched if r["query"].get("include_output") == "true") == len(ids)
+
+
+def test_github_actions_warns_about_runs_still_going_at_timeout(cli: Cli, tmp_path: Path) -> None:
+    stuck = create(cli, "stuck")
+    summary = tmp_path / "summary.md"
+    result = cli.run("partitions", "watch", stuck, "--timeout", "1s", "-q",
+                     env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert result.exit_code == 8
+    assert result.stdout == f"{stuck}\n"
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("::")]
+    assert warnings == [f"::warning title=partition run timeout::{stuck} (invoices.pdf) timeout"]
+    assert f"| `{stuck}` | invoices.pdf | timeout |" in summary.read_text()

@@ -254,6 +254,9 @@ def _github(env: Env, runs: list[RunState], line: str, *, any_end_ok: bool) -> N
         settled = any_end_ok and run.outcome in TERMINAL
         if run.exit_code not in (errors.OK, errors.STILL_RUNNING) and not settled:
             env.renderer.notice(watching.error_annotation(run.id, run.raw, _shown_status(run)))
+        elif run.exit_code == errors.STILL_RUNNING:  # not a failure yet: a warning
+            env.renderer.notice(watching.error_annotation(run.id, run.raw, _shown_status(run),
+                                                          level="warning"))
     watching.write_step_summary(env.renderer, watching.step_summary(rows, line))
 
 

@@ -99,7 +99,8 @@ def escape_cell(text: str) -> str:
     return flat.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
 
 
-def error_annotation(run_id: str, raw: Mapping[str, Any] | None, note: str) -> str:
+def error_annotation(run_id: str, raw: Mapping[str, Any] | None, note: str, *,
+                     level: str = "error") -> str:
     name = filename_of(raw)
     title = escape_property(f"partition run {note}")
     where = f"{run_id} ({name})" if name else run_id
@@ -107,7 +108,7 @@ def error_annotation(run_id: str, raw: Mapping[str, Any] | None, note: str) -> s
     message = pick(raw, "error.message") if raw else None
     detail = ": ".join(str(x) for x in (code, message) if isinstance(x, str) and x)
     text = f"{where} {note}" + (f": {detail}" if detail else "")
-    return f"::error title={title}::{escape_command(text)}"
+    return f"::{level} title={title}::{escape_command(text)}"
 
 
 def step_summary(rows: Sequence[Mapping[str, Any]], line: str) -> str:
