@@ -659,3 +659,20 @@ def test_github_actions_warns_about_runs_still_going_at_timeout(cli: Cli, tmp_pa
     warnings = [line for line in result.stderr.splitlines() if line.startswith("::")]
     assert warnings == [f"::warning title=partition run timeout::{stuck} (invoices.pdf) timeout"]
     assert f"| `{stuck}` | invoices.pdf | timeout |" in summary.read_text()
+
+
+def test_interrupting_many_runs_saves_their_ids_for_the_resume_command(cli: Cli) -> None:
+    ids = [create(cli, "stuck") for _ in range(25)]
+    watch = Watch(cli, "partitions", "watch", *ids, env={"XDG_CACHE_HOME": str(cli.home / "c")})
+    for run_id in ids:
+        watch.wait_for_stderr(f"{run_id} in_progress")
+    watch.signal(signal.SIGINT)
+    result = watch.finish()
+    assert result.exit_code == 130
+    resume = [line for line in result.stderr.splitlines() if line.startswith("resume: ")]
+    assert len(resume) == 1 and resume[0].startswith("resume: retab partitions watch - < ")
+    saved = Path(resume[0].split(" < ", 1)[1])
+    assert saved.parent == cli.home / "c" / "retab"
+    assert saved.read_text().split() == ids
+    assert oct(saved.stat().st_mode & 0o777) == "0o600"
+    assert f"cancel: retab partitions cancel - < {saved}" in result.stderr

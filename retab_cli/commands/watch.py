@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
     from retab_cli.watch import Event, RunState, Watcher
 
 CANCEL_ON_INTERRUPT_BUDGET = 5.0  # GitHub Actions sends SIGTERM ~7.5 s after SIGINT
-LIST_IN_HINT = 20
+LIST_IN_HINT = 20  # ids written out in the resume/cancel commands
+LIST_STATUSES = 50  # runs listed one per line after an interrupt
 
 
 @dataclass
@@ -277,17 +279,41 @@ def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
         renderer.error(errors.InterruptError(message, exit_code=code))
     else:
         renderer.warn(message)
-    for run in runs:
+    for run in runs[:LIST_STATUSES]:
         status = run.status or "unknown"
         if run.id in cancelled:
             status = f"{status} → {cancelled[run.id]} (cancel sent)"
         renderer.warn(f"  {run.id}  {status}")
+    if len(runs) > LIST_STATUSES:
+        from collections import Counter
+
+        rest = Counter(run.status or "unknown" for run in runs[LIST_STATUSES:])
+        renderer.warn("  … and " + ", ".join(f"{n} {s}" for s, n in rest.most_common()))
     if active and not cancel:
-        shown = " ".join(active) if len(active) <= LIST_IN_HINT else "-"
-        feed = "" if len(active) <= LIST_IN_HINT else \
-            "retab partitions list --status pending --status queued --status in_progress -q | "
-        renderer.warn(f"resume: {feed}retab partitions watch {shown}")
-        renderer.warn(f"cancel: {feed}retab partitions cancel {shown}")
+        if len(active) <= LIST_IN_HINT:
+            renderer.warn(f"resume: retab partitions watch {' '.join(active)}")
+            renderer.warn(f"cancel: retab partitions cancel {' '.join(active)}")
+        else:
+            saved = _save_ids(active)
+            renderer.warn(f"resume: retab partitions watch - < {saved}")
+            renderer.warn(f"cancel: retab partitions cancel - < {saved}")
+
+
+def _save_ids(ids: list[str]) -> str:
+    """Too many ids for one line: keep them in a private file the hint can feed back."""
+    import tempfile
+
+    from retab_cli.recent import cache_path
+
+    folder = cache_path().parent
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="interrupted-", suffix=".txt", dir=folder)
+    except OSError:
+        fd, name = tempfile.mkstemp(prefix="retab-interrupted-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write("\n".join(ids) + "\n")
+    return name
 
 
 def _cancel_active(env: Env, ids: list[str]) -> dict[str, str]:
