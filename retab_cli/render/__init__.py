@@ -8,6 +8,7 @@ imported when a table is drawn.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +33,15 @@ def sanitize(text: object, *, single_line: bool = False) -> str:
     """Make a server string safe to show: unsafe characters become visible escapes."""
     value = text if isinstance(text, str) else str(text)
     return value.translate(_LINE_ESCAPES if single_line else _ESCAPES)
+
+
+def format_number(value: float) -> str:
+    """A number without trailing zeros: 7.0 -> `7`, 1.40 -> `1.4`."""
+    if not math.isfinite(value):
+        return str(value)
+    if value == int(value):
+        return str(int(value))
+    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 def dumps(obj: Any, *, indent: int | None = None) -> str:

@@ -14,9 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from retab_cli.parsing import format_duration
-from retab_cli.render import Renderer, sanitize
+from retab_cli.render import Renderer, format_number, sanitize
 from retab_cli.render.tables import make_console, status_text
-from retab_cli.render.watching import chunk_count, credits_of, filename_of, format_credits
+from retab_cli.render.watching import chunk_count, credits_of, filename_of
 
 ORDER = ("in_progress", "queued", "pending")
 
@@ -83,7 +83,7 @@ class LiveView:
             status_text(sanitize(run.status or "…", single_line=True)),
             format_duration(elapsed),
             str(chunks) if chunks is not None else "",
-            format_credits(credits) if credits is not None else "",
+            format_number(credits) if credits is not None else "",
         ]
 
     def _counts(self, shown: int) -> str:

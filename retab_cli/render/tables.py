@@ -38,7 +38,7 @@ from retab_cli.models import (
     PrimitiveError,
     parse_time,
 )
-from retab_cli.render import Renderer, dumps, isatty, pick, sanitize
+from retab_cli.render import Renderer, dumps, format_number, isatty, pick, sanitize
 
 # A table cell before layout: its plain text and a rich style ("" for none).
 Cell = tuple[str, str]
@@ -155,15 +155,6 @@ def page_ranges(pages: Sequence[int]) -> str:
 
 def _range(start: int, end: int) -> str:
     return str(start) if start == end else f"{start}-{end}"
-
-
-def format_number(value: float) -> str:
-    """A number without trailing zeros: 7.0 -> `7`, 1.40 -> `1.4`."""
-    if not math.isfinite(value):
-        return str(value)
-    if value == int(value):
-        return str(int(value))
-    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 def format_credits(credits: float) -> str:

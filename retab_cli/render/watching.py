@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from retab_cli.parsing import format_duration
-from retab_cli.render import Renderer, pick, sanitize
+from retab_cli.render import Renderer, format_number, pick, sanitize
 
 ORDER = ("completed", "failed", "cancelled", "in_progress", "queued", "pending")
 _FINAL_WORDS = {
@@ -62,10 +62,6 @@ def credits_of(raw: Mapping[str, Any] | None) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def format_credits(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
 def summary_line(statuses: Sequence[str], credits: float, elapsed: float) -> str:
     """`3 runs: 2 completed, 1 failed · 14 credits · 32s`."""
     counts = Counter(statuses)
@@ -73,7 +69,7 @@ def summary_line(statuses: Sequence[str], credits: float, elapsed: float) -> str
     others = sorted(s for s in counts if s not in ORDER)
     parts = ", ".join(f"{counts[s]} {sanitize(s, single_line=True)}" for s in known + others)
     noun = "run" if len(statuses) == 1 else "runs"
-    return (f"{len(statuses)} {noun}: {parts} · {format_credits(credits)} credits · "
+    return (f"{len(statuses)} {noun}: {parts} · {format_number(credits)} credits · "
             f"{format_duration(elapsed)}")
 
 
@@ -120,7 +116,7 @@ def step_summary(rows: Sequence[Mapping[str, Any]], line: str) -> str:
         out.append("| `{}` | {} | {} | {} | {} | {} |".format(
             escape_cell(row["id"]), escape_cell(row["file"]), escape_cell(row["status"]),
             row["chunks"] if row["chunks"] is not None else "–",
-            format_credits(row["credits"]) if row["credits"] is not None else "–",
+            format_number(row["credits"]) if row["credits"] is not None else "–",
             format_duration(row["elapsed"])))
     return "\n".join(out) + "\n\n"
 
