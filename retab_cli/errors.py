@@ -141,21 +141,6 @@ class BadResponseError(RetabError):
     exit_code = ERROR
 
 
-class RunFailedError(RetabError):
-    type = "run_failed"
-    exit_code = RUN_FAILED
-
-
-class RunCancelledError(RetabError):
-    type = "run_cancelled"
-    exit_code = RUN_CANCELLED
-
-
-class TimeoutExpiredError(RetabError):
-    type = "timeout"
-    exit_code = STILL_RUNNING
-
-
 class InterruptError(RetabError):
     type = "interrupted"
     exit_code = SIGINT

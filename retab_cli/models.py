@@ -7,7 +7,6 @@ Models are lenient: unknown fields are kept, unknown status values are plain str
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
@@ -17,8 +16,6 @@ from retab_cli.parsing import parse_time as parse_time
 from retab_cli.statuses import ACTIVE as ACTIVE
 from retab_cli.statuses import KNOWN_STATUSES as KNOWN_STATUSES
 from retab_cli.statuses import TERMINAL as TERMINAL
-
-MODEL_TIERS = {"retab-micro": 0.2, "retab-small": 1.0, "retab-large": 3.0}
 
 
 class _Lenient(BaseModel):
@@ -94,18 +91,5 @@ class Partition(_Lenient):
         return self._raw
 
     @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL
-
-    @property
-    def created(self) -> datetime | None:
-        return parse_time(self.created_at)
-
-    @property
     def credits(self) -> float | None:
         return self.usage.credits if self.usage else None
-
-
-class ListMetadata(_Lenient):
-    before: str | None = None
-    after: str | None = None

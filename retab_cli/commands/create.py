@@ -297,7 +297,7 @@ async def _create_all(env: Env, client: Any, options: CreateOptions,
             return
         created.finals.append(outcome.value)
         if not options.background:
-            created.codes.append(_sync_code(str(outcome.value.get("status"))))
+            created.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
         if env.renderer.mode == "jsonl" and not wait:
             env.renderer.jsonl(outcome.value)
 
@@ -316,10 +316,6 @@ async def _create_all(env: Env, client: Any, options: CreateOptions,
         env.renderer.info(f"created {len(created.finals)} run(s): {ids}"
                           + (" …" if len(created.finals) > 5 else ""))
     return created
-
-
-def _sync_code(status: str) -> int:
-    return errors.exit_for_status(status)
 
 
 def _report_failure(env: Env, options: CreateOptions, document: Document, key: str,

@@ -71,7 +71,7 @@ def delete(
                     return
                 done.append(outcome.item)
                 rows.append(outcome.value)
-                _show(env, outcome.value, streaming=True)
+                _show(env, outcome.value)
 
             try:
                 await ordered(wanted, remove, emit)
@@ -92,7 +92,7 @@ def delete(
     env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
 
 
-def _show(env: Env, row: dict[str, Any], *, streaming: bool) -> None:
+def _show(env: Env, row: dict[str, Any]) -> None:
     mode = env.renderer.mode
     if mode == "jsonl":
         env.renderer.jsonl(row)

@@ -47,10 +47,6 @@ class ListQuery:
     before: str | None = None
     limit: int | None = 20  # None = all
 
-    @property
-    def has_filter(self) -> bool:
-        return bool(self.statuses or self.filename or self.from_date or self.to_date)
-
     def params(self, status: str | None, page_size: int) -> dict[str, str | int]:
         params: dict[str, str | int] = {"limit": page_size, "order": self.order}
         for name in ("filename", "from_date", "to_date", "after", "before"):

@@ -31,14 +31,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Span, Text
 
-from retab_cli.models import (
-    KNOWN_STATUSES,
-    Partition,
-    PartitionChunkLikelihood,
-    PrimitiveError,
-    parse_time,
-)
+from retab_cli.models import Partition, PartitionChunkLikelihood, PrimitiveError
+from retab_cli.parsing import parse_time
 from retab_cli.render import Renderer, dumps, format_number, isatty, pick, sanitize
+from retab_cli.statuses import KNOWN_STATUSES
 
 # A table cell before layout: its plain text and a rich style ("" for none).
 Cell = tuple[str, str]
