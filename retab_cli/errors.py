@@ -141,6 +141,23 @@ class BadResponseError(RetabError):
     exit_code = ERROR
 
 
+# The run outcomes of the error-type table (DESIGN §2), kept with the others so the
+# vocabulary and its exit codes live in one place.
+class RunFailedError(RetabError):
+    type = "run_failed"
+    exit_code = RUN_FAILED
+
+
+class RunCancelledError(RetabError):
+    type = "run_cancelled"
+    exit_code = RUN_CANCELLED
+
+
+class TimeoutExpiredError(RetabError):
+    type = "timeout"
+    exit_code = STILL_RUNNING
+
+
 class InterruptError(RetabError):
     type = "interrupted"
     exit_code = SIGINT
