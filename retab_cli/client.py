@@ -326,7 +326,30 @@ class Client:
         expect_json: bool = True,
         on_retry: Callable[[_Attempt], None] | None = None,
     ) -> ApiResult:
-        """Send with retries (DESIGN §5) and return the decoded body or raise a typed error."""
+        """Send with retries (DESIGN §5) and return the decoded body or raise a typed error.
+
+        Every error raised names `partition_id`, whatever stage it came from.
+        """
+        try:
+            return await self._retrying(method, path, params, json_body, headers, timeout,
+                                        attempts, mutating, expect_json, on_retry)
+        except RetabError as exc:
+            exc.partition_id = exc.partition_id or partition_id
+            raise
+
+    async def _retrying(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        json_body: Any,
+        headers: dict[str, str] | None,
+        timeout: float | None,
+        attempts: int | None,
+        mutating: bool,
+        expect_json: bool,
+        on_retry: Callable[[_Attempt], None] | None,
+    ) -> ApiResult:
         limit = attempts or self.max_attempts
         attempt_timeout = timeout or self.request_timeout
         started = time.monotonic()
@@ -337,8 +360,7 @@ class Client:
         for number in range(1, limit + 1):
             await self.budget.acquire()
             outcome = await self._attempt(
-                method, path, params, content, send_headers, attempt_timeout, partition_id,
-                expect_json,
+                method, path, params, content, send_headers, attempt_timeout, expect_json
             )
             if isinstance(outcome, ApiResult):
                 return outcome
@@ -377,7 +399,6 @@ class Client:
         content: bytes | None,
         headers: dict[str, str],
         timeout: float,
-        partition_id: str | None,
         expect_json: bool,
     ) -> ApiResult | _Attempt:
         sent_at = time.monotonic()
@@ -414,7 +435,7 @@ class Client:
         self._log_debug(method, path, response.status_code, sent_at, request_id)
         if 200 <= response.status_code < 300:
             return self._success(response, body, request_id, expect_json)
-        return self._failure(response, body, request_id, partition_id)
+        return self._failure(response, body, request_id)
 
     def _success(
         self, response: httpx.Response, body: bytes, request_id: str | None, expect_json: bool
@@ -435,10 +456,7 @@ class Client:
             ) from None
         return ApiResult(data, response.status_code, request_id, replayed)
 
-    def _failure(
-        self, response: httpx.Response, body: bytes, request_id: str | None,
-        partition_id: str | None,
-    ) -> _Attempt:
+    def _failure(self, response: httpx.Response, body: bytes, request_id: str | None) -> _Attempt:
         status = response.status_code
         try:
             payload = decode_json(body) if body else None
@@ -450,9 +468,7 @@ class Client:
         else:
             message, _code = error_message(payload, status, response.reason_phrase)
         error_type = for_status(status)
-        error = error_type(
-            self.mask(message), status=status, request_id=request_id, partition_id=partition_id
-        )
+        error = error_type(self.mask(message), status=status, request_id=request_id)
         if status not in RETRY_STATUSES:
             return _Attempt(error, retry=False)
         wait = parse_retry_after(response.headers)
@@ -461,7 +477,7 @@ class Client:
         if wait is not None and wait > MAX_RETRY_AFTER:
             error = RateLimitedError(
                 f"{error.message}: the server asks to wait {wait:.0f}s; not waiting that long",
-                status=status, request_id=request_id, partition_id=partition_id,
+                status=status, request_id=request_id,
             )
             return _Attempt(error, retry=False)
         return _Attempt(error, retry=True, delay=wait, maybe_applied=status not in (429, 503))

@@ -7,14 +7,14 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from retab_cli import errors
 from retab_cli.errors import RetabError, UsageError
-from retab_cli.render import Renderer, parse_fields, resolve_mode
+from retab_cli.render import Renderer, isatty, parse_fields, resolve_mode
 from retab_cli.settings import GlobalOptions, Settings, color_choice, resolve
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ def run_interruptible(main: Callable[[], Awaitable[int]]) -> int:
             if received:  # a second interrupt: leave now, restoring the cursor first
                 # The real stream: during a live display sys.stderr is rich's buffer.
                 real = sys.__stderr__
-                if real is not None and _is_tty(real):
+                if real is not None and isatty(real):
                     real.write("\x1b[?25h")
                     real.flush()
                 os._exit(_interrupt_code(received[0]))
@@ -210,7 +210,7 @@ def read_ids(args: Sequence[str], *, stdin: Any = None) -> list[str]:
 
 
 def _stdin_ids(stream: Any) -> list[str]:
-    if _is_tty(stream):
+    if isatty(stream):
         raise UsageError("'-' reads ids from stdin, but stdin is a terminal",
                          hint="pipe ids in, e.g. retab partitions list -q | ...")
     ids = []
@@ -221,15 +221,8 @@ def _stdin_ids(stream: Any) -> list[str]:
     return ids
 
 
-def _is_tty(stream: Any) -> bool:
-    try:
-        return bool(os.isatty(stream.fileno()))
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
 def stdin_is_tty() -> bool:
-    return _is_tty(sys.stdin)
+    return isatty(sys.stdin)
 
 
 # ---- the process boundary (Typer's own usage errors) -------------------------------
@@ -336,6 +329,63 @@ async def ordered(
         for index in sorted(results):  # finished after the failed one: still reported
             emit(results.pop(index))
         raise stop[0]
+
+
+def one_id(ids: Sequence[str] | None) -> bool:
+    """One id given on the command line (not `-`): the output is one object, not an array."""
+    return bool(ids) and len(ids or ()) == 1 and (ids or [""])[0] != "-"
+
+
+@dataclass
+class Tally:
+    """What a bulk command got back, in input order, and the exit codes so far."""
+
+    values: list[Any] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)
+    stopped: bool = False  # an auth error ended it before every item was tried
+
+    @property
+    def code(self) -> int:
+        return errors.worst(self.codes)
+
+    def failed(self, renderer: Renderer, error: RetabError) -> None:
+        renderer.error(error)
+        self.codes.append(error.exit_code)
+
+
+async def bulk(env: Env, verb: str, wanted: Sequence[str], worker: Callable[[str], Awaitable[Any]],
+               show: Callable[[Any], None], done: list[str]) -> Tally:
+    """Cancel or delete each id: results shown in input order as they come, errors per id,
+    and on an auth error, the list of what was already done (`done` is kept up to date for
+    an interrupt handler)."""
+    tally = Tally()
+
+    def emit(outcome: Outcome) -> None:
+        if outcome.error is not None:
+            tally.failed(env.renderer, outcome.error)
+            return
+        done.append(outcome.item)
+        tally.values.append(outcome.value)
+        show(outcome.value)
+
+    try:
+        await ordered(wanted, worker, emit)
+    except RetabError as exc:
+        tally.failed(env.renderer, exc)
+        report_partial(env, verb, done, wanted)
+        tally.stopped = True
+    return tally
+
+
+def partial_on_broken_pipe(env: Env, verb: str, done: Sequence[str],
+                           wanted: Sequence[str]) -> Callable[[], int]:
+    """For a mutating bulk command: a closed stdout stops it, says what was done, exits 1."""
+
+    def on_broken_pipe() -> int:
+        report_partial(env, verb, done, wanted, reason="stdout was closed")
+        return errors.ERROR
+
+    return on_broken_pipe
 
 
 def confirm_destructive(env: Env, question: str, yes: bool, *, declined: str) -> None:

@@ -11,11 +11,13 @@ from retab_cli.commands._common import (
     Env,
     FieldsOpt,
     JsonOpt,
-    Outcome,
     OutputOpt,
     QuietOpt,
+    Tally,
+    bulk,
     confirm_destructive,
-    ordered,
+    one_id,
+    partial_on_broken_pipe,
     read_ids,
     report_partial,
 )
@@ -79,16 +81,16 @@ def cancel(
             elif dry_run:
                 _dry_run(env, wanted)
                 return errors.OK
-            single = bool(ids) and len(ids or []) == 1 and (ids or [""])[0] != "-"
+            single = one_id(ids)
             # With --wait the watch prints the final objects; printing here too would put
             # two JSON documents on stdout.
-            results = await _cancel_all(env, client, wanted, done, single=single, show=not wait)
-            if wait and results.finals and not results.stopped:
-                code = await watch_until_terminal(env, client, results.finals, wait_timeout,
+            tally = await _cancel_all(env, client, wanted, done, single=single, show=not wait)
+            if wait and tally.values and not tally.stopped:
+                code = await watch_until_terminal(env, client, tally.values, wait_timeout,
                                                   single=single, any_end_ok=True,
                                                   session=session)
-                return errors.worst([code, *results.codes])
-        return results.code
+                return errors.worst([code, *tally.codes])
+        return tally.code
 
     def on_interrupt(code: int) -> None:
         if session.watcher is not None:
@@ -96,11 +98,8 @@ def cancel(
         else:
             report_partial(env, "cancelled", done, wanted, interrupted=True)
 
-    def on_broken_pipe() -> int:
-        report_partial(env, "cancelled", done, wanted, reason="stdout was closed")
-        return errors.ERROR
-
-    env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
+    env.run(main, on_interrupt=on_interrupt,
+            on_broken_pipe=partial_on_broken_pipe(env, "cancelled", done, wanted))
 
 
 def _check(ids: list[str] | None, all_matching: bool, status: list[str] | None,
@@ -154,48 +153,17 @@ def _dry_run(env: Env, wanted: list[str]) -> None:
     env.renderer.info(f"dry run: would cancel {len(wanted)} partition(s); nothing sent")
 
 
-class _Results:
-    def __init__(self) -> None:
-        self.finals: list[dict[str, Any]] = []
-        self.codes: list[int] = []
-        self.stopped = False  # an auth error ended the bulk operation early
-
-    @property
-    def code(self) -> int:
-        return errors.worst(self.codes)
-
-
 async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str], *,
-                      single: bool, show: bool) -> _Results:
-    results = _Results()
-
+                      single: bool, show: bool) -> Tally:
     async def one(partition_id: str) -> dict[str, Any]:
         data: dict[str, Any] = (await client.cancel(partition_id)).data
         return data
 
-    def emit(outcome: Outcome) -> None:
-        if outcome.error is not None:
-            outcome.error.partition_id = outcome.item
-            env.renderer.error(outcome.error)
-            results.codes.append(outcome.error.exit_code)
-            return
-        done.append(outcome.item)
-        results.finals.append(outcome.value)
-        if show:
-            _show(env, outcome.value)
-
-    try:
-        await ordered(wanted, one, emit)
-    except errors.RetabError as exc:
-        env.renderer.error(exc)
-        report_partial(env, "cancelled", done, wanted)
-        results.codes.append(exc.exit_code)
-        results.stopped = True
-        return results
-    if show and env.renderer.mode == "json" and results.finals:
-        env.renderer.json(results.finals[0]) if single else env.renderer.json_list(
-            results.finals)
-    return results
+    tally = await bulk(env, "cancelled", wanted, one,
+                       lambda raw: _show(env, raw) if show else None, done)
+    if show and not tally.stopped and env.renderer.mode == "json" and tally.values:
+        env.renderer.json_result(tally.values, single=single)
+    return tally
 
 
 def _show(env: Env, raw: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from retab_cli.commands._common import (
     Outcome,
     OutputOpt,
     QuietOpt,
+    Tally,
     ordered,
 )
 from retab_cli.errors import OutcomeUnknownError, UsageError
@@ -161,10 +162,10 @@ def create(
         async with env.client(request_timeout=sync_timeout) as client:
             created = await _create_all(env, client, options, documents, keys, wait, single,
                                         answered)
-            if wait and created.finals:
+            if wait and created.values:
                 from retab_cli.commands.watch import watch_until_terminal
 
-                code = await watch_until_terminal(env, client, created.finals, deadline,
+                code = await watch_until_terminal(env, client, created.values, deadline,
                                                   single=single, session=session)
                 return errors.worst([code, *created.codes])
         return errors.worst(created.codes)
@@ -254,23 +255,16 @@ def _dry_run(env: Env, options: CreateOptions, documents: list[Document],
         for request in requests:
             env.renderer.jsonl(request)
     else:
-        env.renderer.json(requests[0]) if len(requests) == 1 else env.renderer.json_list(
-            requests)
+        env.renderer.json_result(requests, single=True)
     env.renderer.info(f"dry run: {len(requests)} request(s) not sent")
-
-
-class _Created:
-    def __init__(self) -> None:
-        self.finals: list[dict[str, Any]] = []
-        self.codes: list[int] = []
 
 
 async def _create_all(env: Env, client: Any, options: CreateOptions,
                       documents: list[Document], keys: list[str], wait: bool,
-                      single: bool, answered: set[int]) -> _Created:
+                      single: bool, answered: set[int]) -> Tally:
     import asyncio
 
-    created = _Created()
+    created = Tally()
     in_flight = _ByteBudget(BYTES_IN_FLIGHT)
     progress = None
     if len(documents) > 1 and env.renderer.mode == "table":
@@ -295,7 +289,7 @@ async def _create_all(env: Env, client: Any, options: CreateOptions,
             _report_failure(env, options, document, keys[outcome.item], outcome.error, wait)
             created.codes.append(outcome.error.exit_code)
             return
-        created.finals.append(outcome.value)
+        created.values.append(outcome.value)
         if not options.background:
             created.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
         if env.renderer.mode == "jsonl" and not wait:
@@ -306,15 +300,15 @@ async def _create_all(env: Env, client: Any, options: CreateOptions,
             await ordered(list(range(len(documents))), one, emit, limit=UPLOADS_AT_ONCE)
     else:
         await ordered(list(range(len(documents))), one, emit, limit=UPLOADS_AT_ONCE)
-    if not wait and env.renderer.mode != "jsonl" and created.finals:
-        env.renderer.partitions(created.finals, single=single)
+    if not wait and env.renderer.mode != "jsonl" and created.values:
+        env.renderer.partitions(created.values, single=single)
     from retab_cli.recent import remember
 
-    remember(str(f.get("id", "")) for f in created.finals)
-    if wait and created.finals:
-        ids = ", ".join(str(f.get("id")) for f in created.finals[:5])
-        env.renderer.info(f"created {len(created.finals)} run(s): {ids}"
-                          + (" …" if len(created.finals) > 5 else ""))
+    remember(str(f.get("id", "")) for f in created.values)
+    if wait and created.values:
+        ids = ", ".join(str(f.get("id")) for f in created.values[:5])
+        env.renderer.info(f"created {len(created.values)} run(s): {ids}"
+                          + (" …" if len(created.values) > 5 else ""))
     return created
 
 

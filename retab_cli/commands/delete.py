@@ -11,11 +11,12 @@ from retab_cli.commands._common import (
     Env,
     FieldsOpt,
     JsonOpt,
-    Outcome,
     OutputOpt,
     QuietOpt,
+    bulk,
     confirm_destructive,
-    ordered,
+    one_id,
+    partial_on_broken_pipe,
     read_ids,
     report_partial,
 )
@@ -55,41 +56,22 @@ def delete(
     done: list[str] = []
 
     async def main() -> int:
-        codes: list[int] = []
-        rows: list[dict[str, Any]] = []
         async with env.client() as client:
             async def remove(partition_id: str) -> dict[str, Any]:
                 result = await client.delete(partition_id)
                 already = bool(result.extra.get("already_deleted"))
                 return {"id": partition_id, "deleted": True, "already_deleted": already}
 
-            def emit(outcome: Outcome) -> None:
-                if outcome.error is not None:
-                    outcome.error.partition_id = outcome.item
-                    env.renderer.error(outcome.error)
-                    codes.append(outcome.error.exit_code)
-                    return
-                done.append(outcome.item)
-                rows.append(outcome.value)
-                _show(env, outcome.value)
-
-            try:
-                await ordered(wanted, remove, emit)
-            except errors.RetabError as exc:
-                env.renderer.error(exc)
-                report_partial(env, "deleted", done, wanted)
-                codes.append(exc.exit_code)
-        _show_all(env, rows, single=len(ids) == 1 and ids[0] != "-")
-        return errors.worst(codes)
+            tally = await bulk(env, "deleted", wanted, remove, lambda row: _show(env, row), done)
+        if env.renderer.mode == "json" and tally.values:
+            env.renderer.json_result(tally.values, single=one_id(ids))
+        return tally.code
 
     def on_interrupt(code: int) -> None:
         report_partial(env, "deleted", done, wanted, interrupted=True)
 
-    def on_broken_pipe() -> int:
-        report_partial(env, "deleted", done, wanted, reason="stdout was closed")
-        return errors.ERROR
-
-    env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
+    env.run(main, on_interrupt=on_interrupt,
+            on_broken_pipe=partial_on_broken_pipe(env, "deleted", done, wanted))
 
 
 def _show(env: Env, row: dict[str, Any]) -> None:
@@ -103,8 +85,3 @@ def _show(env: Env, row: dict[str, Any]) -> None:
 
         note = "already deleted" if row["already_deleted"] else ""
         tables.result_lines(env.renderer, [(row["id"], "deleted", note)])
-
-
-def _show_all(env: Env, rows: list[dict[str, Any]], *, single: bool) -> None:
-    if env.renderer.mode == "json" and rows:
-        env.renderer.json(rows[0]) if single and len(rows) == 1 else env.renderer.json_list(rows)

@@ -14,6 +14,8 @@ from retab_cli.commands._common import (
     Outcome,
     OutputOpt,
     QuietOpt,
+    Tally,
+    one_id,
     ordered,
     read_ids,
 )
@@ -48,25 +50,21 @@ def get(
                 result = await client.get(partition_id, include_output=not no_output)
                 return result.data
 
-            found: list[dict[str, Any]] = []
-            codes: list[int] = []
+            tally = Tally()
 
             def collect(outcome: Outcome) -> None:
                 if outcome.error is not None:
-                    outcome.error.partition_id = outcome.item
-                    env.renderer.error(outcome.error)
-                    codes.append(outcome.error.exit_code)
+                    tally.failed(env.renderer, outcome.error)
                     return
-                found.append(outcome.value)
+                tally.values.append(outcome.value)
                 if exit_status:
-                    codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
+                    tally.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
                 if env.renderer.mode == "jsonl":
                     env.renderer.jsonl(outcome.value)
 
             await ordered(wanted, fetch, collect)
-        if env.renderer.mode != "jsonl" and found:
-            env.renderer.partitions(found, single=len(ids) == 1 and ids[0] != "-",
-                                    with_output=not no_output)
-        return errors.worst(codes)
+        if env.renderer.mode != "jsonl" and tally.values:
+            env.renderer.partitions(tally.values, single=one_id(ids), with_output=not no_output)
+        return tally.code
 
     env.run(main)

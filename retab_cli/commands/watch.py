@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retab_cli import errors
-from retab_cli.commands._common import Env, FieldsOpt, JsonOpt, OutputOpt, QuietOpt, read_ids
+from retab_cli.commands._common import (
+    Env,
+    FieldsOpt,
+    JsonOpt,
+    OutputOpt,
+    QuietOpt,
+    one_id,
+    read_ids,
+)
 from retab_cli.recent import complete_ids
 from retab_cli.statuses import TERMINAL
 
@@ -78,7 +86,7 @@ def watch(
             timeout=parse_duration(timeout, "--timeout") if timeout else None,
             interval=parse_duration(interval, "--interval") if interval else None,
             fail_fast=fail_fast, ci_summary=not no_ci_summary,
-            single=len(ids) == 1 and ids[0] != "-")
+            single=one_id(ids))
         if options.interval is not None and options.interval < 0.1:
             raise errors.UsageError("--interval must be at least 100ms")
     except errors.RetabError as exc:
@@ -209,8 +217,7 @@ def _finish(env: Env, watcher: Watcher, options: WatchOptions, elapsed: float) -
     finals = [run.raw for run in runs if run.raw is not None]
     renderer = env.renderer
     if renderer.mode == "json" and finals:
-        single = options.single and len(finals) == 1
-        renderer.json(finals[0]) if single else renderer.json_list(finals)
+        renderer.json_result(finals, single=options.single)
     elif renderer.mode == "ids":
         for run in runs:
             renderer.line(run.id)

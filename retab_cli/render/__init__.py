@@ -92,7 +92,7 @@ def parse_fields(text: str | None) -> list[str] | None:
     return fields
 
 
-def isatty(stream: IO[str]) -> bool:
+def isatty(stream: Any) -> bool:
     try:
         return os.isatty(stream.fileno())
     except (AttributeError, OSError, ValueError):
@@ -221,6 +221,13 @@ class Renderer:
         self.stdout.write(dumps(narrow(obj, self.fields), indent=2) + "\n")
         self.stdout.flush()
 
+    def json_result(self, objs: Sequence[Any], *, single: bool) -> None:
+        """One object when one was asked for (one id, one file), else an array."""
+        if single and len(objs) == 1:
+            self.json(objs[0])
+        else:
+            self.json_list(objs)
+
     def json_list(self, objs: Iterable[Any]) -> None:
         self.stdout.write(dumps([narrow(o, self.fields) for o in objs], indent=2) + "\n")
         self.stdout.flush()
@@ -233,7 +240,7 @@ class Renderer:
                    with_output: bool = True) -> None:
         """Show partition objects: one object when one was asked for, else an array."""
         if self.mode == "json":
-            self.json(raws[0]) if single and len(raws) == 1 else self.json_list(raws)
+            self.json_result(raws, single=single)
         elif self.mode == "jsonl":
             for raw in raws:
                 self.jsonl(raw)
