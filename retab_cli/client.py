@@ -74,34 +74,6 @@ def validate_id(value: str) -> str:
     return value
 
 
-def normalize_base_url(url: str, *, allow_insecure: bool = False, warn: Log = _ignore) -> str:
-    """Check a base URL against the rules of DESIGN §5 and return it without a trailing /."""
-    parts = urllib.parse.urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"invalid base URL {url!r}: expected https://HOST[:PORT]")
-    if parts.username is not None or parts.password is not None:
-        raise UsageError("invalid base URL: credentials in the URL are not allowed")
-    if parts.query or parts.fragment:
-        raise UsageError("invalid base URL: a query or fragment is not allowed")
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise UsageError(f"invalid base URL {url!r}: bad port") from None
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        if not allow_insecure:
-            raise UsageError(
-                f"refusing plain http:// to {parts.hostname}: the API key would travel "
-                "unencrypted",
-                hint="use https://, or set RETAB_ALLOW_INSECURE_HTTP=1 if you must",
-            )
-        warn(f"warning: sending the API key over plain http to {parts.hostname}")
-    path = parts.path.rstrip("/")
-    if path.endswith("/v1"):
-        warn("warning: the base URL should not include /v1; using it without")
-        path = path[: -len("/v1")]
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
 def mask_key(key: str) -> str:
     return f"{key[:3]}...{key[-4:]}" if len(key) >= 12 else "****"
 

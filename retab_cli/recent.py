@@ -59,8 +59,9 @@ def _fetch_recent() -> list[str]:
 
 async def _list_ids() -> list[str]:
     from retab_cli.budget import Budget
-    from retab_cli.client import Client, normalize_base_url
+    from retab_cli.client import Client
     from retab_cli.settings import GlobalOptions, resolve
+    from retab_cli.urls import normalize_base_url
 
     settings = resolve(GlobalOptions())
     base_url = normalize_base_url(settings.base_url)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from retab_cli.errors import AuthError, UsageError
+from retab_cli.urls import api_identity
 
 DEFAULT_BASE_URL = "https://api.retab.com"
 DEFAULT_PROFILE = "default"
@@ -149,7 +150,7 @@ def resolve(opts: GlobalOptions, env: Mapping[str, str] = os.environ,
     key_refused = None
     if key_source == profile_label:
         saved_for = stored.get("base_url") or DEFAULT_BASE_URL
-        if _same_api(base_url or DEFAULT_BASE_URL) != _same_api(str(saved_for)):
+        if api_identity(base_url or DEFAULT_BASE_URL) != api_identity(str(saved_for)):
             key_refused = (f"the key stored in profile {profile!r} belongs to {saved_for}; "
                            f"not sending it to {base_url}")
             api_key, key_source = None, "none"
@@ -171,16 +172,6 @@ def resolve(opts: GlobalOptions, env: Mapping[str, str] = os.environ,
 
 
 _TRUTHY = {"1", "true", "yes", "on"}
-
-
-def _same_api(url: str) -> str:
-    """A base URL reduced to what identifies the API: case of scheme/host, '/' and '/v1'
-    do not make another server."""
-    text = url.strip().rstrip("/")
-    text = text[: -len("/v1")] if text.endswith("/v1") else text
-    scheme, sep, rest = text.partition("://")
-    host, slash, path = rest.partition("/")
-    return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}"
 
 
 def _pick_key(flag: str | None, env: Mapping[str, str], stored: Mapping[str, Any],

@@ -12,7 +12,7 @@ import pytest
 
 from retab_cli import client as client_mod
 from retab_cli.budget import Budget
-from retab_cli.client import Client, normalize_base_url, parse_retry_after, validate_id
+from retab_cli.client import Client, parse_retry_after, validate_id
 from retab_cli.errors import (
     AuthError,
     BadResponseError,
@@ -25,6 +25,7 @@ from retab_cli.errors import (
     ServerError,
     UsageError,
 )
+from retab_cli.urls import normalize_base_url
 
 KEY = "rt_test_abcdefghijklmnop"
 PARTITION = {"id": "prtn_1", "file": {"id": "file_1", "filename": "a.pdf", "mime_type": "application/pdf"},

@@ -541,7 +541,7 @@ def test_settings_repr_hides_the_key(env: dict[str, str]) -> None:
 
 
 def test_a_stored_key_follows_its_api_whatever_the_spelling(tmp_path: Path) -> None:
-    from retab_cli.settings import _same_api
+    from retab_cli.urls import api_identity as _same_api
 
     assert _same_api("https://API.retab.com/v1/") == _same_api("https://api.retab.com")
     assert _same_api("https://api.retab.com") != _same_api("https://api.retab.com.evil")

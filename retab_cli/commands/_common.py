@@ -79,16 +79,22 @@ class Env:
             self._settings = resolve(self.opts, os.environ, warn=self.renderer.warn)
         return self._settings
 
-    def client(self, *, request_timeout: float | None = None) -> Client:
-        from retab_cli.budget import Budget
-        from retab_cli.client import REQUEST_TIMEOUT, Client, normalize_base_url
+    def base_url(self) -> str:
+        """The configured base URL, checked (https, or http on loopback only)."""
+        from retab_cli.urls import normalize_base_url
 
-        settings = self.settings
-        base_url = normalize_base_url(
-            settings.base_url,
+        return normalize_base_url(
+            self.settings.base_url,
             allow_insecure=os.environ.get("RETAB_ALLOW_INSECURE_HTTP") == "1",
             warn=self.renderer.warn,
         )
+
+    def client(self, *, request_timeout: float | None = None) -> Client:
+        from retab_cli.budget import Budget
+        from retab_cli.client import REQUEST_TIMEOUT, Client
+
+        settings = self.settings
+        base_url = self.base_url()
         key = settings.require_key()
         return Client(
             base_url,

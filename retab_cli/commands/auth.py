@@ -28,7 +28,7 @@ def login(
     env = Env(ctx, output="table")
     try:
         key = _read_key(with_key)
-        base_url = _base_url(env)
+        base_url = env.base_url()
     except RetabError as exc:
         raise env.fail(exc) from None
 
@@ -56,16 +56,6 @@ def _read_key(with_key: bool) -> str:
     if not key:
         raise UsageError("no key given")
     return check_key(key, "stdin" if with_key else "the prompt")
-
-
-def _base_url(env: Env) -> str:
-    import os
-
-    from retab_cli.client import normalize_base_url
-
-    return normalize_base_url(
-        env.settings.base_url, warn=env.renderer.warn,
-        allow_insecure=os.environ.get("RETAB_ALLOW_INSECURE_HTTP") == "1")
 
 
 async def _verify(env: Env, base_url: str, key: str) -> None:
