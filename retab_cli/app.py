@@ -145,5 +145,10 @@ def main(argv: list[str] | None = None) -> None:
         completion_init()
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
     code = run_app(app, args)
-    sys.stdout.flush() if not sys.stdout.closed else None
-    os._exit(code) if code in (130, 143) else sys.exit(code)
+    if code in (130, 143):
+        # Interrupted: leave at once, even if a thread (a DNS lookup) is still blocked.
+        for stream in (sys.stdout, sys.stderr):
+            if not stream.closed:
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)

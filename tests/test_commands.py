@@ -510,3 +510,25 @@ def test_list_before_pages_back_in_the_listing_order(cli: Cli) -> None:
     assert back == newest[49:199]
     forward = cli("partitions", "list", "-n", "150", "--after", newest[49], "-q").stdout.split()
     assert forward[:150] == cli("partitions", "list", "--all", "-q").stdout.split()[50:200]
+
+
+def test_retry_command_for_each_kind_of_document(tmp_path: Path) -> None:
+    from retab_cli.commands.create import CreateOptions
+    from retab_cli.documents import from_path, from_url
+
+    options = CreateOptions(key="invoice number", instructions=None, model="retab-micro",
+                            consensus=None, no_overlap=True, bust_cache=False, background=True)
+    data_url = "data:text/plain;base64," + base64.b64encode(b"Invoice number: 1").decode()
+    inline = from_url(data_url, filename="a.txt", mime_type=None)
+    assert options.rerun(inline, "k1", wait=False) == (
+        f"retab partitions create --url '{data_url}' --key 'invoice number' --model retab-micro "
+        "--no-overlap --filename a.txt --background --idempotency-key k1")
+    remote = from_url("https://files.example/x.pdf", filename=None, mime_type=None)
+    assert options.rerun(remote, "k2", wait=True).endswith(
+        "--url https://files.example/x.pdf --key 'invoice number' --model retab-micro "
+        "--no-overlap --wait --idempotency-key k2")
+    (tmp_path / "doc.txt").write_text("Invoice number: 2")
+    local = from_path(str(tmp_path / "doc.txt"), filename=None, mime_type=None, warn=print)
+    assert options.rerun(local, "k3", wait=False) == (
+        f"retab partitions create {tmp_path / 'doc.txt'} --key 'invoice number' "
+        "--model retab-micro --no-overlap --background --idempotency-key k3")

@@ -67,8 +67,8 @@ class CreateOptions:
         """A ready command that retries this one document without creating a duplicate."""
         import shlex
 
-        source = ["--url", document.url] if document.url and not document.url.startswith(
-            "data:") else [document.label]
+        # A URL (data: included) is the document itself; a file or stdin is named again.
+        source = ["--url", document.url] if document.url else [document.label]
         args = ["retab", "partitions", "create", *source, "--key", self.key]
         if self.instructions:
             args += ["--instructions", self.instructions]
@@ -82,9 +82,10 @@ class CreateOptions:
             args.append("--bust-cache")
         if document.label in ("-", "data URL") or document.filename != _basename(document):
             args += ["--filename", document.filename]
-        args.append("--wait" if wait else "--background" if self.background else "")
+        if wait or self.background:
+            args.append("--wait" if wait else "--background")
         args += ["--idempotency-key", idempotency_key]
-        return shlex.join(a for a in args if a)
+        return shlex.join(args)
 
 
 def _basename(document: Document) -> str:
