@@ -19,6 +19,13 @@ from emulator_support import Emulator
 SAMPLE_PDF = Path(__file__).resolve().parent.parent / "retab_cli" / "emulator" / "data" / "invoices.pdf"
 
 
+class Warnings(list[str]):
+    """Collects what a function under test warns about (its `warn` callback)."""
+
+    def __call__(self, text: str) -> None:
+        self.append(text)
+
+
 @dataclass
 class Result:
     exit_code: int

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import Cli
+from cli_support import Cli, Warnings
 from emulator_support import Emulator, external_emulator, start_emulator
 
 
@@ -41,3 +41,9 @@ def emu(emulator: Emulator) -> Emulator:
 def cli(emu: Emulator, tmp_path: Path) -> Cli:
     """The tool, in-process, pointed at a freshly reset emulator."""
     return Cli(emu, tmp_path)
+
+
+@pytest.fixture
+def warnings() -> Warnings:
+    """A `warn` callback that keeps what it was told."""
+    return Warnings()

@@ -15,6 +15,8 @@ from retab_cli import documents
 from retab_cli.documents import MAX_INLINE, from_path, from_stdin, from_url, sniff
 from retab_cli.errors import UsageError
 
+from cli_support import Warnings
+
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(40))
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(40))
@@ -29,14 +31,6 @@ BINARY = b"\x00\x01\x02\x03\xfe\xff binary \x00"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
-class Warnings(list[str]):
-    def __call__(self, text: str) -> None:
-        self.append(text)
-
-
-@pytest.fixture
-def warnings() -> Warnings:
-    return Warnings()
 
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:

@@ -23,6 +23,8 @@ from retab_cli.settings import (
     save_profile,
 )
 
+from cli_support import Warnings
+
 KEY = "rt_test_profilekey000000"
 ENV_KEY = "rt_test_envkey111111111"
 FLAG_KEY = "rt_test_flagkey22222222"
@@ -31,14 +33,6 @@ STAGING = "https://staging.retab.example"
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
 
 
-class Warnings(list[str]):
-    def __call__(self, text: str) -> None:
-        self.append(text)
-
-
-@pytest.fixture
-def warnings() -> Warnings:
-    return Warnings()
 
 
 @pytest.fixture
