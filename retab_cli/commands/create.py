@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -296,17 +297,15 @@ async def _create_all(env: Env, client: Any, options: CreateOptions,
         if env.renderer.mode == "jsonl" and not wait:
             env.renderer.jsonl(outcome.value)
 
-    if progress:
-        with progress:
-            await ordered(list(range(len(documents))), one, emit, limit=UPLOADS_AT_ONCE)
-    else:
+    with progress or contextlib.nullcontext():
         await ordered(list(range(len(documents))), one, emit, limit=UPLOADS_AT_ONCE)
-    if not wait and env.renderer.mode != "jsonl" and created.values:
-        env.renderer.partitions(created.values, single=single)
-    from retab_cli.recent import remember
+    if not wait:  # with --wait, the watch shows the runs and remembers their ids
+        from retab_cli.recent import remember
 
-    remember(str(f.get("id", "")) for f in created.values)
-    if wait and created.values:
+        remember(str(f.get("id", "")) for f in created.values)
+        if env.renderer.mode != "jsonl" and created.values:
+            env.renderer.partitions(created.values, single=single)
+    elif created.values:
         ids = ", ".join(str(f.get("id")) for f in created.values[:5])
         env.renderer.info(f"created {len(created.values)} run(s): {ids}"
                           + (" …" if len(created.values) > 5 else ""))
