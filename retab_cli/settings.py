@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from retab_cli.errors import AuthError, UsageError
-from retab_cli.urls import api_identity
 
 DEFAULT_BASE_URL = "https://api.retab.com"
 DEFAULT_PROFILE = "default"
@@ -150,6 +149,8 @@ def resolve(opts: GlobalOptions, env: Mapping[str, str] = os.environ,
     key_refused = None
     if key_source == profile_label:
         saved_for = stored.get("base_url") or DEFAULT_BASE_URL
+        from retab_cli.urls import api_identity  # not on the --help path
+
         if api_identity(base_url or DEFAULT_BASE_URL) != api_identity(str(saved_for)):
             key_refused = (f"the key stored in profile {profile!r} belongs to {saved_for}; "
                            f"not sending it to {base_url}")
