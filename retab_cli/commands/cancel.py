@@ -2,46 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from retab_cli import errors
-from retab_cli.commands._common import (
-    Env,
-    FieldsOpt,
-    JsonOpt,
-    OutputOpt,
-    QuietOpt,
-    Tally,
-    bulk,
-    confirm_destructive,
-    one_id,
-    partial_on_broken_pipe,
-    read_ids,
-    report_partial,
-)
-from retab_cli.commands.delete import DryRunOpt, YesOpt
-from retab_cli.commands.listing import (
+from retab_cli.commands._common import command
+from retab_cli.commands._options import (
+    DryRunOpt,
     FilenameOpt,
-    Listing,
-    ListQuery,
+    OptionalIdsArg,
     SinceOpt,
     StatusOpt,
     UntilOpt,
-    build_query,
+    YesOpt,
 )
+from retab_cli.commands.listing import Listing, ListQuery, build_query
 from retab_cli.commands.watch import WatchSession, report_interrupt, watch_until_terminal
 from retab_cli.errors import UsageError
-from retab_cli.recent import complete_ids
 from retab_cli.statuses import ACTIVE_ORDER
 
+if TYPE_CHECKING:
+    from retab_cli.bulk import Tally
+    from retab_cli.session import Env
 
+
+@command()
 def cancel(
-    ctx: typer.Context,
-    ids: Annotated[list[str] | None, typer.Argument(
-        metavar="ID", help="Partition ids, or - to read them from stdin.", show_default=False,
-        autocompletion=complete_ids)] = None,
+    env: Env,
+    ids: OptionalIdsArg = None,
     all_matching: Annotated[bool, typer.Option(
         "--all-matching", help="Cancel every run matching the filters (at least one; "
                                "statuses default to pending, queued, in_progress).")] = False,
@@ -56,19 +45,14 @@ def cancel(
     timeout: Annotated[str | None, typer.Option(
         metavar="DUR", help="With --wait: give up after this long (exit 8), e.g. 90s, 5m.",
         show_default=False)] = None,
-    output: OutputOpt = None,
-    json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    fields: FieldsOpt = None,
-) -> None:
+) -> int:
     """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged)."""
-    env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
-    try:
-        query = _check(ids, all_matching, status, filename, since, until)
-        wanted = read_ids(ids or []) if query is None else []
-        wait_timeout = _timeout(timeout)
-    except errors.RetabError as exc:
-        raise env.fail(exc) from None
+    from retab_cli.bulk import one_id, partial_on_broken_pipe, report_partial
+    from retab_cli.session import read_ids
+
+    query = _check(ids, all_matching, status, filename, since, until)
+    wanted = read_ids(ids or []) if query is None else []
+    wait_timeout = _timeout(timeout)
     done: list[str] = []
     session = WatchSession()
 
@@ -92,14 +76,14 @@ def cancel(
                 return errors.worst([code, *tally.codes])
         return tally.code
 
-    def on_interrupt(code: int) -> None:
+    async def on_interrupt(code: int) -> None:
         if session.watcher is not None:
-            report_interrupt(env, session, cancel=False, code=code)
+            await report_interrupt(env, session, cancel=False, code=code)
         else:
-            report_partial(env, "cancelled", done, wanted, interrupted=True)
+            report_partial(env.renderer, "cancelled", done, wanted, interrupted=True)
 
-    env.run(main, on_interrupt=on_interrupt,
-            on_broken_pipe=partial_on_broken_pipe(env, "cancelled", done, wanted))
+    return env.run(main, on_interrupt=on_interrupt,
+                   on_broken_pipe=partial_on_broken_pipe(env.renderer, "cancelled", done, wanted))
 
 
 def _check(ids: list[str] | None, all_matching: bool, status: list[str] | None,
@@ -141,6 +125,8 @@ def _confirm_matching(env: Env, wanted: list[str], dry_run: bool, yes: bool) -> 
     if dry_run:
         _dry_run(env, wanted)
         return False
+    from retab_cli.session import confirm_destructive
+
     env.renderer.info(f"{len(wanted)} partition(s) match")
     confirm_destructive(env, f"Cancel {len(wanted)} partition(s)?", yes,
                         declined="nothing cancelled")
@@ -155,11 +141,13 @@ def _dry_run(env: Env, wanted: list[str]) -> None:
 
 async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str], *,
                       single: bool, show: bool) -> Tally:
+    from retab_cli.bulk import bulk
+
     async def one(partition_id: str) -> dict[str, Any]:
         data: dict[str, Any] = (await client.cancel(partition_id)).data
         return data
 
-    tally = await bulk(env, "cancelled", wanted, one,
+    tally = await bulk(env.renderer, "cancelled", wanted, one,
                        lambda raw: _show(env, raw) if show else None, done)
     if show and not tally.stopped and env.renderer.mode == "json" and tally.values:
         env.renderer.json_result(tally.values, single=single)

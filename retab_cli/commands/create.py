@@ -10,22 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retab_cli import errors
-from retab_cli.commands._common import (
-    Env,
-    FieldsOpt,
-    JsonOpt,
-    Outcome,
-    OutputOpt,
-    QuietOpt,
-    Tally,
-    ordered,
-)
+from retab_cli.commands._common import command
 from retab_cli.errors import OutcomeUnknownError, UsageError
 
 if TYPE_CHECKING:
-    import asyncio
-
+    from retab_cli.bulk import Tally
     from retab_cli.documents import Document
+    from retab_cli.session import Env
 
 DEFAULT_SYNC_TIMEOUT = 600.0
 UPLOADS_AT_ONCE = 4
@@ -98,8 +89,9 @@ def default_instructions(key: str) -> str:
             f"pages that belong to that {key}.")
 
 
+@command()
 def create(
-    ctx: typer.Context,
+    env: Env,
     files: Annotated[list[str] | None, typer.Argument(
         metavar="FILE", help="Documents to partition (PDF, images, text), or - to read one from stdin.",
         show_default=False)] = None,
@@ -137,25 +129,17 @@ def create(
              "--wait, the watch (exit 8).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the requests that would be sent; send nothing.")] = False,
-    output: OutputOpt = None,
-    json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    fields: FieldsOpt = None,
-) -> None:
+) -> int:
     """Partition documents along a key (one chunk per invoice, per contract, ...)."""
-    env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
-    try:
-        options, documents, deadline = _prepare(
-            files or [], url, key, instructions, model, consensus, no_overlap, bust_cache,
-            filename, mime_type, idempotency_key, background, wait, timeout, env)
-    except errors.RetabError as exc:
-        raise env.fail(exc) from None
+    options, documents, deadline = _prepare(
+        files or [], url, key, instructions, model, consensus, no_overlap, bust_cache,
+        filename, mime_type, idempotency_key, background, wait, timeout, env)
     import secrets
 
     keys = [idempotency_key or secrets.token_hex(16) for _ in documents]
     if dry_run:
         _dry_run(env, options, documents, keys)
-        raise typer.Exit(0)
+        return errors.OK
     # One document in, one object out; '-' is one document here, not a list of ids.
     single = len(documents) == 1
 
@@ -177,10 +161,10 @@ def create(
 
     session = WatchSession()
 
-    def on_interrupt(code: int) -> None:
+    async def on_interrupt(code: int) -> None:
         pending = [i for i in range(len(documents)) if i not in answered]
         if session.watcher is not None:
-            report_interrupt(env, session, cancel=False, code=code)
+            await report_interrupt(env, session, cancel=False, code=code)
         if not pending:
             return
         env.renderer.warn("interrupted before every create was answered; to retry safely "
@@ -188,7 +172,7 @@ def create(
         for index in pending:
             env.renderer.warn("  " + options.rerun(documents[index], keys[index], wait))
 
-    env.run(main, on_interrupt=on_interrupt)
+    return env.run(main, on_interrupt=on_interrupt)
 
 
 def _prepare(files: list[str], url: str | None, key: str, instructions: str | None,
@@ -266,8 +250,10 @@ async def _create_all(env: Env, client: Any, options: CreateOptions,
                       single: bool, answered: set[int]) -> Tally:
     import asyncio
 
+    from retab_cli.bulk import ByteBudget, Outcome, Tally, ordered
+
     created = Tally()
-    in_flight = _ByteBudget(BYTES_IN_FLIGHT)
+    in_flight = ByteBudget(BYTES_IN_FLIGHT)
     progress = None
     if len(documents) > 1 and env.renderer.mode == "table":
         from retab_cli.render import tables
@@ -321,34 +307,3 @@ def _report_failure(env: Env, options: CreateOptions, document: Document, key: s
     if not error.message.startswith(document.filename):
         error.message = f"{error.file}: {error.message}"
     env.renderer.error(error)
-
-
-class _ByteBudget:
-    """Bounds the bytes of documents held in memory at once (a big file waits its turn)."""
-
-    def __init__(self, limit: int) -> None:
-        import asyncio
-
-        self.limit = limit
-        self.used = 0
-        self._cond: asyncio.Condition = asyncio.Condition()
-
-    def hold(self, size: int) -> _Hold:
-        return _Hold(self, min(size, self.limit))
-
-
-class _Hold:
-    def __init__(self, budget: _ByteBudget, size: int) -> None:
-        self.budget = budget
-        self.size = size
-
-    async def __aenter__(self) -> None:
-        async with self.budget._cond:
-            await self.budget._cond.wait_for(
-                lambda: self.budget.used + self.size <= self.budget.limit)
-            self.budget.used += self.size
-
-    async def __aexit__(self, *exc: object) -> None:
-        async with self.budget._cond:
-            self.budget.used -= self.size
-            self.budget._cond.notify_all()

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retab_cli import errors
-from retab_cli.commands._common import Env, FieldsOpt, JsonOpt, OutputOpt, QuietOpt
+from retab_cli.commands._common import command
+from retab_cli.commands._options import FilenameOpt, SinceOpt, StatusOpt, UntilOpt
 from retab_cli.errors import BadResponseError, UsageError
 from retab_cli.parsing import parse_day, parse_time
 from retab_cli.recent import KEEP, remember
@@ -18,23 +19,9 @@ from retab_cli.statuses import KNOWN_STATUSES
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
+    from retab_cli.session import Env
 
 PAGE_MAX = 100
-
-StatusOpt = Annotated[list[str] | None, typer.Option(
-    "--status", metavar="STATUS", help="Only runs with this status (repeatable): "
-                     "pending, queued, in_progress, completed, failed, cancelled.",
-    show_default=False)]
-FilenameOpt = Annotated[str | None, typer.Option(
-    "--filename", metavar="PREFIX", help="Only files whose name starts with this (case-insensitive).",
-    show_default=False)]
-SinceOpt = Annotated[str | None, typer.Option(
-    "--since", metavar="DATE", help="Created on or after this UTC day: YYYY-MM-DD or Nd (N days ago).",
-    show_default=False)]
-UntilOpt = Annotated[str | None, typer.Option(
-    "--until", metavar="DATE", help="Created on or before this UTC day: YYYY-MM-DD or Nd.",
-    show_default=False)]
-
 
 @dataclass
 class ListQuery:
@@ -195,8 +182,9 @@ class Listing:
         self.more = any(buffers) or any(s.more for s in streams)
 
 
+@command()
 def list_partitions(
-    ctx: typer.Context,
+    env: Env,
     status: StatusOpt = None,
     filename: FilenameOpt = None,
     since: SinceOpt = None,
@@ -209,18 +197,10 @@ def list_partitions(
     before: Annotated[str | None, typer.Option(
         metavar="ID", help="Start before this partition id (the previous page).", show_default=False)] = None,
     order: Annotated[str, typer.Option(metavar="ORDER", help="asc or desc (newest first).")] = "desc",
-    output: OutputOpt = None,
-    json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    fields: FieldsOpt = None,
-) -> None:
+) -> int:
     """List partition runs, newest first; --all pages through everything in constant memory."""
-    env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
-    try:
-        query = build_query(status, filename, since, until, order=order, after=after,
-                            before=before, limit=None if all_ else limit)
-    except errors.RetabError as exc:
-        raise env.fail(exc) from None
+    query = build_query(status, filename, since, until, order=order, after=after,
+                        before=before, limit=None if all_ else limit)
 
     async def main() -> int:
         counts: Counter[str] = Counter()
@@ -241,4 +221,4 @@ def list_partitions(
             renderer.info(f"more partitions exist: use --all, a larger --limit{nxt}")
         return errors.OK
 
-    env.run(main)
+    return env.run(main)

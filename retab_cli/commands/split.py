@@ -5,20 +5,24 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from retab_cli import errors
-from retab_cli.commands._common import Env, JsonOpt, OutputOpt, QuietOpt
+from retab_cli.commands._common import command
 from retab_cli.errors import UsageError
 from retab_cli.recent import complete_ids
+
+if TYPE_CHECKING:
+    from retab_cli.session import Env
 
 MANIFEST = "manifest.json"
 
 
+@command(options=("output", "json", "quiet"))
 def split(
-    ctx: typer.Context,
+    env: Env,
     partition_id: Annotated[str, typer.Argument(
         metavar="ID", help="A completed partition run.", autocompletion=complete_ids)],
     document: Annotated[str, typer.Option(
@@ -31,24 +35,17 @@ def split(
         "--force", help="Split even if the document is not the one the run saw.")] = False,
     wait: Annotated[bool, typer.Option(
         "--wait", help="Wait for the run to end first.")] = False,
-    output: OutputOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> int:
     """Write each chunk of a completed run as its own file, plus manifest.json
     ({partition_id, document, chunks: [{key, pages, file, sha256}]})."""
     from retab_cli.client import validate_id
 
-    env = Env(ctx, output=output, json=json_, quiet=quiet)
+    validate_id(partition_id)
+    source, target = _check_paths(document, out_dir)
     try:
-        validate_id(partition_id)
-        source, target = _check_paths(document, out_dir)
         content = source.read_bytes()
     except OSError as exc:
-        raise env.fail(UsageError(f"cannot read {document}: {exc.strerror}", file=document)) \
-            from None
-    except errors.RetabError as exc:
-        raise env.fail(exc) from None
+        raise UsageError(f"cannot read {document}: {exc.strerror}", file=document) from None
 
     async def main() -> int:
         async with env.client() as client:
@@ -64,7 +61,7 @@ def split(
         _show(env, manifest, target)
         return errors.OK
 
-    env.run(main)
+    return env.run(main)
 
 
 def _check_paths(document: str, out_dir: str) -> tuple[Path, Path]:

@@ -11,20 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from retab_cli import errors
-from retab_cli.commands._common import (
-    Env,
-    FieldsOpt,
-    JsonOpt,
-    OutputOpt,
-    QuietOpt,
-    one_id,
-    read_ids,
-)
-from retab_cli.recent import complete_ids
+from retab_cli.commands._common import command
+from retab_cli.commands._options import IdsArg
 from retab_cli.statuses import TERMINAL
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
+    from retab_cli.session import Env
     from retab_cli.watch import Event, RunState, Watcher
 
 CANCEL_ON_INTERRUPT_BUDGET = 5.0  # GitHub Actions sends SIGTERM ~7.5 s after SIGINT
@@ -50,11 +43,10 @@ class WatchSession:
     ids: list[str] = field(default_factory=list)
 
 
+@command()
 def watch(
-    ctx: typer.Context,
-    ids: Annotated[list[str], typer.Argument(
-        metavar="ID", help="Partition ids, or - to read them from stdin.", show_default=False,
-        autocompletion=complete_ids)],
+    env: Env,
+    ids: IdsArg,
     timeout: Annotated[str | None, typer.Option(
         metavar="DUR", help="Stop waiting after this long (exit 8), e.g. 90s, 5m, 1h30m.",
         show_default=False)] = None,
@@ -69,38 +61,32 @@ def watch(
     no_ci_summary: Annotated[bool, typer.Option(
         "--no-ci-summary", help="In GitHub Actions, write no step summary or annotations.")
     ] = False,
-    output: OutputOpt = None,
-    json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    fields: FieldsOpt = None,
-) -> None:
+) -> int:
     """Wait for runs to end, showing each status change (alias: wait). Exit 0 when every
     run completed, 3 if one failed, 5 if one was cancelled, 6 if one is gone, 8 on
     --timeout."""
+    from retab_cli.bulk import one_id
     from retab_cli.parsing import parse_duration
+    from retab_cli.session import read_ids
 
-    env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
-    try:
-        wanted = read_ids(ids)
-        options = WatchOptions(
-            timeout=parse_duration(timeout, "--timeout") if timeout else None,
-            interval=parse_duration(interval, "--interval") if interval else None,
-            fail_fast=fail_fast, ci_summary=not no_ci_summary,
-            single=one_id(ids))
-        if options.interval is not None and options.interval < 0.1:
-            raise errors.UsageError("--interval must be at least 100ms")
-    except errors.RetabError as exc:
-        raise env.fail(exc) from None
+    wanted = read_ids(ids)
+    options = WatchOptions(
+        timeout=parse_duration(timeout, "--timeout") if timeout else None,
+        interval=parse_duration(interval, "--interval") if interval else None,
+        fail_fast=fail_fast, ci_summary=not no_ci_summary,
+        single=one_id(ids))
+    if options.interval is not None and options.interval < 0.1:
+        raise errors.UsageError("--interval must be at least 100ms")
     session = WatchSession(ids=wanted)
 
     async def main() -> int:
         async with env.client() as client:
             return await watch_runs(env, client, wanted, options, session=session)
 
-    def on_interrupt(code: int) -> None:
-        report_interrupt(env, session, cancel=cancel_on_interrupt, code=code)
+    async def on_interrupt(code: int) -> None:
+        await report_interrupt(env, session, cancel=cancel_on_interrupt, code=code)
 
-    env.run(main, on_interrupt=on_interrupt)
+    return env.run(main, on_interrupt=on_interrupt)
 
 
 async def watch_until_terminal(env: Env, client: Client, finals: list[dict[str, Any]],
@@ -272,14 +258,14 @@ def _github(env: Env, runs: list[RunState], line: str, *, any_end_ok: bool) -> N
 # ---- interrupts --------------------------------------------------------------------------
 
 
-def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
-                     code: int = errors.SIGINT) -> None:
+async def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
+                           code: int = errors.SIGINT) -> None:
     """After Ctrl-C/SIGTERM: optionally cancel, then each run's last status and what to run."""
     runs = session.watcher.runs if session.watcher else []
     # A run seen terminal whose full object was still on its way has ended all the same.
     active = [run.id for run in runs if run.ended is None and run.status not in TERMINAL] \
         if runs else list(session.ids)
-    cancelled = _cancel_active(env, active) if cancel and active else {}
+    cancelled = await _cancel_active(env, active) if cancel and active else {}
     renderer = env.renderer
     message = "interrupted; the runs were not cancelled" if not cancel else "interrupted"
     if renderer.explicit_json:  # scripts asked for JSON: say it as JSON too (DESIGN §2)
@@ -323,32 +309,28 @@ def _save_ids(ids: list[str]) -> str:
     return name
 
 
-def _cancel_active(env: Env, ids: list[str]) -> dict[str, str]:
+async def _cancel_active(env: Env, ids: list[str]) -> dict[str, str]:
     """Cancel within CANCEL_ON_INTERRUPT_BUDGET; the status each cancelled run now has."""
     import asyncio
 
-    from retab_cli.commands._common import Outcome, ordered
+    from retab_cli.bulk import Outcome, ordered
     from retab_cli.render import sanitize
 
     done: dict[str, str] = {}
 
-    async def cancel_all() -> None:
-        async with env.client() as client:
-            async def one(partition_id: str) -> Any:
-                return await client.cancel(partition_id)
+    async def one(partition_id: str) -> Any:
+        return await client.cancel(partition_id)
 
-            def emit(outcome: Outcome) -> None:
-                if outcome.error is None:
-                    status = outcome.value.data.get("status") if isinstance(
-                        outcome.value.data, dict) else None
-                    done[outcome.item] = sanitize(status or "?", single_line=True)
-
-            async with asyncio.timeout(CANCEL_ON_INTERRUPT_BUDGET):
-                await ordered(ids, one, emit)
+    def emit(outcome: Outcome) -> None:
+        if outcome.error is None:
+            status = outcome.value.data.get("status") if isinstance(
+                outcome.value.data, dict) else None
+            done[outcome.item] = sanitize(status or "?", single_line=True)
 
     try:
-        asyncio.run(cancel_all())
-    except (TimeoutError, errors.RetabError, KeyboardInterrupt) as exc:
+        async with asyncio.timeout(CANCEL_ON_INTERRUPT_BUDGET), env.client() as client:
+            await ordered(ids, one, emit)
+    except (TimeoutError, errors.RetabError) as exc:
         reason = "time ran out" if isinstance(exc, TimeoutError) else str(exc)
         env.renderer.warn(f"cancel-on-interrupt: {reason}")
     missed = [i for i in ids if i not in done]

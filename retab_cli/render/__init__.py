@@ -116,6 +116,15 @@ def resolve_mode(
     return mode, explicit_json
 
 
+def restore_cursor() -> None:
+    """Show the cursor again on the real stderr (a live display hides it), before a hard exit."""
+    # The real stream: during a live display sys.stderr is rich's buffer.
+    real = sys.__stderr__
+    if real is not None and isatty(real):
+        real.write("\x1b[?25h")
+        real.flush()
+
+
 def use_color(choice: str, stream: IO[str]) -> bool:
     if choice == "never":
         return False

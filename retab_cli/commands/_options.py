@@ -1,0 +1,45 @@
+"""Option and argument declarations shared by several commands (one help text each)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from retab_cli.recent import complete_ids
+
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", metavar="MODE", show_default=False,
+    help="Output: auto, table, json, jsonl or ids [env: RETAB_OUTPUT]. auto is a table on a "
+         "terminal, JSON otherwise.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Print ids only (-o ids) and no progress.")]
+FieldsOpt = Annotated[str | None, typer.Option(
+    metavar="FIELDS", show_default=False,
+    help="Comma-separated fields (dotted paths, e.g. id,status,file.filename) to keep in JSON "
+         "or show as table columns.")]
+
+_IDS_HELP = "Partition ids, or - to read them from stdin."
+IdsArg = Annotated[list[str], typer.Argument(
+    metavar="ID", help=_IDS_HELP, show_default=False, autocompletion=complete_ids)]
+OptionalIdsArg = Annotated[list[str] | None, typer.Argument(
+    metavar="ID", help=_IDS_HELP, show_default=False, autocompletion=complete_ids)]
+
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="Show what would be sent; send nothing.")]
+
+StatusOpt = Annotated[list[str] | None, typer.Option(
+    "--status", metavar="STATUS", help="Only runs with this status (repeatable): "
+                     "pending, queued, in_progress, completed, failed, cancelled.",
+    show_default=False)]
+FilenameOpt = Annotated[str | None, typer.Option(
+    "--filename", metavar="PREFIX", help="Only files whose name starts with this (case-insensitive).",
+    show_default=False)]
+SinceOpt = Annotated[str | None, typer.Option(
+    "--since", metavar="DATE", help="Created on or after this UTC day: YYYY-MM-DD or Nd (N days ago).",
+    show_default=False)]
+UntilOpt = Annotated[str | None, typer.Option(
+    "--until", metavar="DATE", help="Created on or before this UTC day: YYYY-MM-DD or Nd.",
+    show_default=False)]
