@@ -17,13 +17,13 @@ from retab_cli.commands._options import (
     UntilOpt,
     YesOpt,
 )
-from retab_cli.commands.listing import Listing, ListQuery, build_query
 from retab_cli.commands.watch import WatchSession, report_interrupt, watch_until_terminal
 from retab_cli.errors import UsageError
 from retab_cli.statuses import ACTIVE_ORDER
 
 if TYPE_CHECKING:
     from retab_cli.bulk import Tally
+    from retab_cli.paging import ListQuery
     from retab_cli.session import Env
 
 
@@ -48,6 +48,7 @@ def cancel(
 ) -> int:
     """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged)."""
     from retab_cli.bulk import one_id, partial_on_broken_pipe, report_partial
+    from retab_cli.paging import snapshot_ids
     from retab_cli.session import read_ids
 
     query = _check(ids, all_matching, status, filename, since, until)
@@ -59,7 +60,7 @@ def cancel(
     async def main() -> int:
         async with env.client() as client:
             if query is not None:
-                wanted.extend(await _snapshot(client, query))
+                wanted.extend(await snapshot_ids(client, query))
                 if not _confirm_matching(env, wanted, dry_run, yes):
                     return errors.OK
             elif dry_run:
@@ -101,6 +102,8 @@ def _check(ids: list[str] | None, all_matching: bool, status: list[str] | None,
     if not filters:
         raise UsageError("--all-matching needs at least one filter (--status, --filename, "
                          "--since, --until)")
+    from retab_cli.paging import build_query
+
     return build_query(status or list(ACTIVE_ORDER), filename, since, until, limit=None)
 
 
@@ -108,14 +111,6 @@ def _timeout(text: str | None) -> float | None:
     from retab_cli.parsing import parse_duration
 
     return parse_duration(text, "--timeout") if text else None
-
-
-async def _snapshot(client: Any, query: ListQuery) -> list[str]:
-    """The matching ids, listed once before anything is cancelled."""
-    ids: list[str] = []
-    async for page in Listing(client, query).pages():
-        ids.extend(str(item["id"]) for item in page if "id" in item)
-    return list(dict.fromkeys(ids))
 
 
 def _confirm_matching(env: Env, wanted: list[str], dry_run: bool, yes: bool) -> bool:
