@@ -17,7 +17,6 @@ from retab_cli.commands._options import (
     UntilOpt,
     YesOpt,
 )
-from retab_cli.commands.watch import WatchSession, report_interrupt, watch_until_terminal
 from retab_cli.errors import UsageError
 from retab_cli.statuses import ACTIVE_ORDER
 
@@ -50,6 +49,7 @@ def cancel(
     from retab_cli.bulk import one_id, partial_on_broken_pipe, report_partial
     from retab_cli.paging import snapshot_ids
     from retab_cli.session import read_ids
+    from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
 
     query = _check(ids, all_matching, status, filename, since, until)
     wanted = read_ids(ids or []) if query is None else []

@@ -149,7 +149,7 @@ def create(
             created = await _create_all(env, client, options, documents, keys, wait, single,
                                         answered)
             if wait and created.values:
-                from retab_cli.commands.watch import watch_until_terminal
+                from retab_cli.watch_ui import watch_until_terminal
 
                 code = await watch_until_terminal(env, client, created.values, deadline,
                                                   single=single, session=session)
@@ -157,7 +157,7 @@ def create(
         return errors.worst(created.codes)
 
     answered: set[int] = set()
-    from retab_cli.commands.watch import WatchSession, report_interrupt
+    from retab_cli.watch_ui import WatchSession, report_interrupt
 
     session = WatchSession()
 

@@ -49,7 +49,7 @@ def split(
         async with env.client() as client:
             raw = (await client.get(partition_id)).data
             if wait and str(raw.get("status")) not in TERMINAL:
-                from retab_cli.commands.watch import watch_until_terminal
+                from retab_cli.watch_ui import watch_until_terminal
 
                 code = await watch_until_terminal(env, client, [raw], None, single=True)
                 if code != errors.OK:
