@@ -513,7 +513,7 @@ def test_list_before_pages_back_in_the_listing_order(cli: Cli) -> None:
 
 
 def test_retry_command_for_each_kind_of_document(tmp_path: Path) -> None:
-    from retab_cli.commands.create import CreateOptions
+    from retab_cli.creating import CreateOptions
     from retab_cli.documents import from_path, from_url
 
     options = CreateOptions(key="invoice number", instructions=None, model="retab-micro",

@@ -2,7 +2,9 @@
 
 A command is written as `def name(env: Env, <its own parameters>) -> int | None`.
 `@command` declares the shared output options for Typer (-o/--json/-q/--fields, or
-the subset given), builds the `Env` from them, turns a `RetabError` raised while the
+the subset given), builds the `Env` from them, passes options declared together as
+a frozen dataclass (a parameter typed with one: its fields are the options, in
+order, rebuilt into one object for the command), turns a `RetabError` raised while the
 command parses its input into one error line and its exit code, and exits with the
 code the command returns (what `env.run` gave back). Engines and the session are
 imported when a command runs, so `--help` loads none of them.
@@ -10,8 +12,10 @@ imported when a command runs, so `--help` loads none of them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,6 +41,8 @@ def command(*, options: Sequence[str] = OUTPUT_OPTIONS,
 
     def wrap(fn: CommandFn) -> Callable[..., None]:
         own = _own_parameters(fn)
+        bundles = {p.name: p.annotation for p in own if _is_bundle(p.annotation)}
+        flat = [q for p in own for q in (_fields(p.annotation) if p.name in bundles else [p])]
         shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
                                     annotation=_DECLARED[name][0], default=_DECLARED[name][1])
                   for name in options]
@@ -44,11 +50,14 @@ def command(*, options: Sequence[str] = OUTPUT_OPTIONS,
         @functools.wraps(fn)
         def run(ctx: typer.Context, **kwargs: Any) -> None:
             chosen = {name: kwargs.pop(name) for name in options}
+            for name, bundle in bundles.items():
+                kwargs[name] = bundle(**{f.name: kwargs.pop(f.name)
+                                         for f in dataclasses.fields(bundle)})
             if output is not None:
                 chosen["output"] = output
             raise typer.Exit(_invoke(fn, _global_options(ctx), chosen, kwargs))
 
-        params = [_CTX, *own, *shared]
+        params = [_CTX, *flat, *shared]
         # Typer reads the parameters from the signature and the type hints.
         run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in params}
@@ -61,8 +70,21 @@ def _own_parameters(fn: CommandFn) -> list[inspect.Parameter]:
     """The parameters after `env`, their annotations evaluated as Typer would (`env: Env`
     itself is typed for the checker only, so it is skipped)."""
     params = list(inspect.signature(fn).parameters.values())[1:]
-    return [p.replace(annotation=eval(p.annotation, fn.__globals__))  # as inspect does
-            if isinstance(p.annotation, str) else p for p in params]
+    # Keyword-only: Typer passes every value by name, and bundles may sit anywhere.
+    return [p.replace(kind=inspect.Parameter.KEYWORD_ONLY,
+                      annotation=eval(p.annotation, fn.__globals__)  # as inspect does
+                      if isinstance(p.annotation, str) else p.annotation) for p in params]
+
+
+def _is_bundle(annotation: Any) -> bool:
+    return isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
+
+
+def _fields(bundle: type) -> list[inspect.Parameter]:
+    """A bundle's fields as keyword parameters, with their Annotated Typer declarations."""
+    hints = typing.get_type_hints(bundle, include_extras=True)
+    return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
+                              default=f.default) for f in dataclasses.fields(bundle)]
 
 
 def _invoke(fn: CommandFn, opts: GlobalOptions, chosen: dict[str, Any],

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from retab_cli.creating import MODELS
 from retab_cli.recent import complete_ids
+
+if TYPE_CHECKING:
+    from retab_cli.creating import CreateOptions
 
 OutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", metavar="MODE", show_default=False,
@@ -43,3 +48,34 @@ SinceOpt = Annotated[str | None, typer.Option(
 UntilOpt = Annotated[str | None, typer.Option(
     "--until", metavar="DATE", help="Created on or before this UTC day: YYYY-MM-DD or Nd.",
     show_default=False)]
+
+
+def _complete_model(incomplete: str) -> list[str]:
+    return [m for m in MODELS if m.startswith(incomplete)]
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """What to split along and how: the body options of every run one command starts."""
+
+    key: Annotated[str, typer.Option(
+        metavar="KEY", help="What to split along, e.g. 'invoice number'.", show_default=False)] = ""
+    instructions: Annotated[str | None, typer.Option(
+        metavar="TEXT", help="How to partition (default: a sentence built from --key).",
+        show_default=False)] = None
+    model: Annotated[str | None, typer.Option(
+        metavar="TIER", help="Model tier: retab-micro, retab-small or retab-large (server default when "
+             "omitted).", autocompletion=_complete_model, show_default=False)] = None
+    consensus: Annotated[int | None, typer.Option(
+        metavar="N", help="Consensus votes, 1-8.", show_default=False)] = None
+    no_overlap: Annotated[bool, typer.Option(
+        "--no-overlap", help="A page may belong to one chunk only.")] = False
+    bust_cache: Annotated[bool, typer.Option(
+        "--bust-cache", help="Skip the service's cache.")] = False
+
+    def options(self, *, background: bool) -> CreateOptions:
+        from retab_cli.creating import CreateOptions
+
+        return CreateOptions(key=self.key, instructions=self.instructions, model=self.model,
+                             consensus=self.consensus, no_overlap=self.no_overlap,
+                             bust_cache=self.bust_cache, background=background)

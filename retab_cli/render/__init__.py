@@ -237,6 +237,14 @@ class Renderer:
         else:
             self.json_list(objs)
 
+    def objects(self, objs: Sequence[Any], *, single: bool) -> None:
+        """Objects as JSON lines under -o jsonl, else as JSON (see `json_result`)."""
+        if self.mode == "jsonl":
+            for obj in objs:
+                self.jsonl(obj)
+        else:
+            self.json_result(objs, single=single)
+
     def json_list(self, objs: Iterable[Any]) -> None:
         self.stdout.write(dumps([narrow(o, self.fields) for o in objs], indent=2) + "\n")
         self.stdout.flush()
