@@ -9,7 +9,7 @@ import json
 import os
 import stat
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,7 +21,7 @@ MAX_UPLOAD = 5 * 1024 ** 3       # the largest local file uploaded (one signed P
 MAX_STDIN = MAX_BODY             # stdin is held in memory: read at most this much
 ENVELOPE = 16 * 1024             # allowance for the body's other fields (key, instructions, ...)
 SNIFF_BYTES = 4096
-CHUNK = 1024 * 1024              # bytes read at a time when streaming a file
+CHUNK = 256 * 1024  # bytes read at a time when streaming a file
 UPLOAD_MODES = ("auto", "always", "never")
 MIB = 1024 * 1024
 
@@ -109,7 +109,7 @@ class Document:
         assert self._sha256 is not None
         return self._sha256
 
-    def chunks(self, chunk_size: int = CHUNK) -> Iterator[bytes]:
+    def chunks(self, chunk_size: int = CHUNK) -> Generator[bytes, None, None]:
         """The bytes from the first one, `chunk_size` at a time, hashed on the way.
 
         Each byte is hashed once over all passes: a pass restarted from byte 0 (an
