@@ -29,6 +29,7 @@ from retab_cli.documents import (
 from retab_cli.errors import UsageError
 
 from cli_support import Warnings
+from upload_support import CountingSha, count_sha256
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(40))
@@ -518,31 +519,13 @@ def test_data_url_refuses_a_document_too_big_for_any_body(tmp_path: Path) -> Non
 # ---- streaming and the checksum --------------------------------------------------------------
 
 
-class _CountingSha:
-    """hashlib.sha256 stand-in that counts the bytes it is fed."""
-
-    fed = 0
-
-    def __init__(self) -> None:
-        self._real = hashlib.new("sha256")
-
-    def update(self, data: bytes | memoryview) -> None:
-        type(self).fed += len(data)
-        self._real.update(data)
-
-    def hexdigest(self) -> str:
-        return self._real.hexdigest()
-
-
 @pytest.fixture
-def counting_sha(monkeypatch: pytest.MonkeyPatch) -> type[_CountingSha]:
-    _CountingSha.fed = 0
-    monkeypatch.setattr(hashlib, "sha256", _CountingSha)
-    return _CountingSha
+def counting_sha(monkeypatch: pytest.MonkeyPatch) -> type[CountingSha]:
+    return count_sha256(monkeypatch)
 
 
 def test_chunks_stream_the_file_and_hash_it_on_the_way(tmp_path: Path,
-                                                       counting_sha: type[_CountingSha]) -> None:
+                                                       counting_sha: type[CountingSha]) -> None:
     data = bytes(range(256)) * 40 + PDF
     path = write(tmp_path, "doc.bin", data)
     doc = from_path(str(path), filename=None, mime_type="application/pdf", warn=lambda _: None)
@@ -556,7 +539,7 @@ def test_chunks_stream_the_file_and_hash_it_on_the_way(tmp_path: Path,
 
 
 def test_a_restarted_pass_hashes_each_byte_once(tmp_path: Path,
-                                                counting_sha: type[_CountingSha]) -> None:
+                                                counting_sha: type[CountingSha]) -> None:
     data = bytes(range(256)) * 50
     doc = from_path(str(write(tmp_path, "doc.bin", data)), filename=None,
                     mime_type="text/plain", warn=lambda _: None)
@@ -571,7 +554,7 @@ def test_a_restarted_pass_hashes_each_byte_once(tmp_path: Path,
     assert counting_sha.fed == len(data)
 
 
-def test_sha256_alone_reads_the_file_once(tmp_path: Path, counting_sha: type[_CountingSha]) -> None:
+def test_sha256_alone_reads_the_file_once(tmp_path: Path, counting_sha: type[CountingSha]) -> None:
     data = PDF * 1000
     doc = from_path(str(write(tmp_path, "a.pdf", data)), filename=None, mime_type=None,
                     warn=lambda _: None)

@@ -26,7 +26,7 @@ from retab_cli.errors import (
 )
 from retab_cli.uploads import check_upload_url, document_from_file_id, parse_session, upload
 
-from upload_support import Fault, FilesApi, Storage
+from upload_support import Fault, FilesApi, Storage, count_sha256
 
 KEY = "rt_live_upload_secret_0123456789"
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
@@ -167,27 +167,10 @@ def test_stdin_bytes_are_uploaded_from_memory(api: FilesApi, storage: Storage,
 # ---- the PUT's failures ------------------------------------------------------------------------
 
 
-class CountingSha:
-    """hashlib.sha256 that counts the bytes fed to it, across all instances."""
-
-    fed = 0
-
-    def __init__(self) -> None:
-        self._real = hashlib.new("sha256")
-
-    def update(self, data: bytes | memoryview) -> None:
-        type(self).fed += len(data)
-        self._real.update(data)
-
-    def hexdigest(self) -> str:
-        return self._real.hexdigest()
-
-
 def test_a_connection_dropped_mid_stream_is_retried_from_byte_0(
         tmp_path: Path, api: FilesApi, storage: Storage, rec: Recorder,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hashlib, "sha256", CountingSha)
-    CountingSha.fed = 0
+    counting = count_sha256(monkeypatch)
     doc, data = make_doc(tmp_path, 3 * 1024 * 1024 + 17)
     storage.faults.append(Fault("drop", after=1024 * 1024 + 5))
     send(api, doc, rec)
@@ -200,7 +183,7 @@ def test_a_connection_dropped_mid_stream_is_retried_from_byte_0(
     assert rec.notices[0].startswith(f"retrying the upload of {doc.label} in ")
     assert "(attempt 2/5): the upload to 127.0.0.1:" in rec.notices[0]
     assert rec.progress.count((0, len(data))) == 2  # the bar restarts with the stream
-    assert CountingSha.fed == len(data)  # two passes, each byte hashed once
+    assert counting.fed == len(data)  # two passes, each byte hashed once
 
 
 def test_a_503_is_retried_after_the_time_the_storage_asks(tmp_path: Path, api: FilesApi,

@@ -88,17 +88,53 @@ class _Quiet(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _Served:
+    server: _Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+class CountingSha:
+    """A stand-in for hashlib.sha256 that counts the bytes fed to it, in all instances."""
+
+    fed = 0
+
+    def __init__(self) -> None:
+        self._real = hashlib.new("sha256")
+
+    def update(self, data: bytes | memoryview) -> None:
+        type(self).fed += len(data)
+        self._real.update(data)
+
+    def hexdigest(self) -> str:
+        return self._real.hexdigest()
+
+
+def count_sha256(monkeypatch: Any) -> type[CountingSha]:
+    """Make hashlib.sha256 count (this module and the tests' checks use hashlib.new)."""
+    CountingSha.fed = 0
+    monkeypatch.setattr(hashlib, "sha256", CountingSha)
+    return CountingSha
+
+
 # ---- storage -----------------------------------------------------------------------------------
 
 
-class Storage:
+class Storage(_Served):
     def __init__(self) -> None:
         self.puts: list[Put] = []
         self.faults: list[Fault] = []
         self.tokens: dict[str, str] = {}        # file id -> signature the URL must carry
         self.files: dict[str, tuple[int, str]] = {}  # file id -> (size, sha256) stored
         self.lock = threading.Lock()
-        self.server: _Server | None = None
 
     @classmethod
     def start(cls) -> Storage:
@@ -106,20 +142,10 @@ class Storage:
         storage.server = _serve(storage, _StorageHandler)
         return storage
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
     def signed_url(self, file_id: str) -> str:
         token = secrets.token_hex(8)
         self.tokens[file_id] = token
         return f"{self.url}/bucket/{file_id}?sig={token}"
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 class _StorageHandler(_Quiet):
@@ -195,7 +221,7 @@ class Call:
     body: Any
 
 
-class FilesApi:
+class FilesApi(_Served):
     """The four files endpoints, per the published spec, backed by a `Storage`."""
 
     def __init__(self, storage: Storage, key: str) -> None:
@@ -208,7 +234,6 @@ class FilesApi:
         self.links: dict[str, dict[str, Any]] = {}   # file id -> FileLink answered
         self.complete_answer: Any = None             # a 200 body instead of the MIMEData
         self.expires_at = "2999-01-01T00:00:00Z"
-        self.server: _Server | None = None
 
     @classmethod
     def start(cls, storage: Storage, key: str) -> FilesApi:
@@ -216,18 +241,8 @@ class FilesApi:
         api.server = _serve(api, _ApiHandler)
         return api
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
     def paths(self) -> list[str]:
         return [f"{c.method} {c.path}" for c in self.calls]
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 class _ApiHandler(_Quiet):
