@@ -89,6 +89,8 @@ async def upload(client: Client, doc: Document, *, progress: Progress | None = N
     `progress(bytes_sent, total)` follows the PUT (back to 0 when it restarts); `notice`
     gets one line per retry or new session; `clock` is wall time, as `expiresAt` is.
     """
+    if doc.url is not None or doc.size is None:
+        raise ValueError(f"{doc.label} is a URL: only files and stdin are uploaded")
     job = _Upload(client, doc, progress or _ignore, notice, clock, sleep, allow_insecure_http)
     try:
         return await job.run()
@@ -102,7 +104,7 @@ class _Upload:
                  clock: Callable[[], float], sleep: Sleep, allow_insecure_http: bool) -> None:
         self.client = client
         self.doc = doc
-        self.total = doc.size or 0
+        self.total = doc.size or 0  # checked by upload()
         self.progress = progress
         self.notice = notice
         self.clock = clock

@@ -105,9 +105,18 @@ def sha(data: bytes) -> str:
 
 
 def test_upload_starts_puts_and_completes(tmp_path: Path, api: FilesApi, storage: Storage,
-                                          rec: Recorder) -> None:
+                                          rec: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
     doc, data = make_doc(tmp_path, 300_000)
+    opened: list[Path] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        opened.append(self)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting_open)
     result = send(api, doc, rec)
+    assert opened == [doc.path]  # one read: the PUT's, which computed the checksum too
     file_id = next(iter(api.sessions))
     assert result == {"filename": "big.pdf", "url": f"retab://files/{file_id}"}
     assert api.paths() == ["POST /v1/files/upload", f"POST /v1/files/upload/{file_id}/complete"]
@@ -483,3 +492,11 @@ def test_an_unusable_file_link(api: FilesApi, link: dict[str, Any]) -> None:
     with pytest.raises(BadResponseError) as caught:
         run(api, lambda c: document_from_file_id(c, "file_abc"))
     assert caught.value.message.startswith("unusable response: ")
+
+
+def test_a_url_document_is_not_uploaded(api: FilesApi, rec: Recorder) -> None:
+    doc = Document(label="https://x.example.com/a.pdf", filename="a.pdf",
+                   mime_type="application/pdf", size=None, url="https://x.example.com/a.pdf")
+    with pytest.raises(ValueError, match="only files and stdin are uploaded"):
+        send(api, doc, rec)
+    assert api.calls == []

@@ -166,13 +166,12 @@ class _StorageHandler(_Quiet):
         signature = urllib.parse.parse_qs(parts.query).get("sig", [""])[0]
         if storage.tokens.get(file_id) != signature:
             record.outcome = "bad signature"
-            self.close_connection = True
-            return self.reply(403, {"error": "bad signature"})
+            return self._answer_first(403, {"error": "bad signature"})
         if fault is not None and fault.kind in ("early", "redirect"):
             record.outcome = fault.kind
-            self.close_connection = True
             headers = {"Location": fault.location} if fault.kind == "redirect" else fault.headers
-            return self.reply(307 if fault.kind == "redirect" else fault.status, None, headers)
+            return self._answer_first(307 if fault.kind == "redirect" else fault.status, None,
+                                      headers)
         length = int(self.headers.get("Content-Length", "0"))
         limit = fault.after if fault is not None and fault.kind == "drop" else length
         size, digest, kept = self._receive(min(limit, length), keep=length <= KEEP_BYTES,
@@ -202,6 +201,15 @@ class _StorageHandler(_Quiet):
                 kept += chunk
             size += len(chunk)
         return size, digest.hexdigest(), bytes(kept) if kept is not None else None
+
+    def _answer_first(self, status: int, payload: Any = None,
+                      headers: dict[str, str] | None = None) -> None:
+        """Answer before reading the body, then drain it: closing with unread bytes would
+        reset the connection and could destroy the answer before the client reads it."""
+        self.close_connection = True
+        self.reply(status, payload, headers)
+        self.wfile.flush()
+        self._receive(int(self.headers.get("Content-Length", "0")), keep=False, corrupt=False)
 
     def _reset(self) -> None:
         """Drop the connection mid-body with a TCP reset, as a dying proxy does."""
