@@ -6,7 +6,8 @@ Semantics (gitignore-like, with the shell's rule for dot files):
 - `**` as a whole segment matches any number of segments, zero included: `a/**/b`
   matches `a/b` and `a/x/y/b`; a trailing `/**` matches everything below.
 - A pattern without a `/` matches a name at any depth: it is read as `**/PATTERN`, so
-  `*.pdf` takes `x.pdf` and `deep/down/x.pdf` (but not `.git/x.pdf`, below).
+  `*.pdf` takes `x.pdf` and `deep/down/x.pdf` (but not `.git/x.pdf`, below). A
+  leading `/` anchors it at the SOURCE instead: `/x.pdf` is only the top-level one.
 - Wildcards never match a leading `.` of a segment; only a pattern that spells the dot
   (`.cache/**`, `**/.*`) matches hidden entries.
 - Matching is case-sensitive, as posix paths are.
@@ -37,7 +38,8 @@ def compile_glob(pattern: str, option: str = "--include") -> Glob:
     text = pattern.strip("/")
     if not text or "\x00" in text:
         raise UsageError(f"invalid {option} {pattern!r}: expected a pattern such as '*.pdf'")
-    segments = text.split("/") if "/" in text else ["**", text]
+    anchored = "/" in text or pattern.startswith("/")
+    segments = text.split("/") if anchored else ["**", text]
     parts = [_segment(seg, option, pattern) for seg in segments]
     regex = _join(segments, parts)
     return Glob(pattern, re.compile(regex, re.DOTALL), any(seg.startswith(".") for seg in segments))

@@ -49,7 +49,9 @@ def hash_document(path: Path, label: str, *,
                   max_bytes: int = MAX_DOCUMENT_BYTES) -> Digest | LocalError:
     """Digest one file; any reason it cannot be sent comes back as a LocalError."""
     try:
-        with path.open("rb") as fh:
+        # Non-blocking, so a FIFO put where a file was is refused instead of waiting.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
             return _digest(fh, label, max_bytes)
     except OSError as exc:
         return LocalError("unreadable", f"cannot read {label}: {exc.strerror or exc}")
