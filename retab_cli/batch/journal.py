@@ -11,10 +11,11 @@ Layout (schema version 1):
 
 Durability: WAL with `synchronous=NORMAL`, so each short transaction reaches the OS at
 commit and survives the process being killed at any instant; only an OS crash or power
-loss can drop the last ones. `claim_send` alone commits with `synchronous=FULL`
-(an fsync), because it is the record that a create may be on the wire; the other
-writes are cheap to redo, and the key is derived, not random, so even a lost claim
-sends the same key again. Readers (`report` while a batch runs) never block the writer.
+loss can drop the last ones. Claims alone commit with `synchronous=FULL` (an fsync):
+a claim records that a create may be on the wire, which a resume after the service's
+idempotency keys expired must know (`claim_sends` claims a group with one fsync). The
+other writes are cheap to redo, and the key is derived, not random, so even a claim
+lost with the power sends the same key again. Readers (`report` while a batch runs) never block the writer.
 One writer at a time: a second batch on the same journal is refused (flock).
 """
 
@@ -24,7 +25,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -414,19 +415,27 @@ class Journal:
         Killed at any instant after this, the next process gets the same key back, so
         the service replays the run it already made instead of making a second one.
         """
-        if row.run_id is None:
-            raise ValueError(f"{row.relpath} has no run to send")
+        return self.claim_sends([row])[0]
+
+    def claim_sends(self, rows: Sequence[Row]) -> list[str]:
+        """`claim_send` for several rows in one transaction: one fsync for all of them,
+        for a sender that has a group of creates ready to go."""
+        missing = [row.relpath for row in rows if row.run_id is None]
+        if missing:
+            raise ValueError(f"{missing[0]} has no run to send")
         with self._transaction(durable=True) as db:
-            sha256, params_hash, attempt, stored = db.execute(
-                "SELECT sha256, params_hash, attempt, idempotency_key FROM runs WHERE id = ?",
-                (row.run_id,)).fetchone()
-            key = stored or idempotency_key(sha256, params_hash, attempt)
-            now = self._now()
-            db.execute("UPDATE runs SET idempotency_key = ?, status = CASE WHEN status = ? "
-                       "THEN ? ELSE status END, claimed_at = COALESCE(claimed_at, ?), "
-                       "updated_at = ? WHERE id = ?",
-                       (key, UNSENT, SENDING, now, now, row.run_id))
-        return str(key)
+            return [self._claim(db, row.run_id) for row in rows if row.run_id is not None]
+
+    def _claim(self, db: sqlite3.Connection, run_id: int) -> str:
+        sha256, params_hash, attempt, stored = db.execute(
+            "SELECT sha256, params_hash, attempt, idempotency_key FROM runs WHERE id = ?",
+            (run_id,)).fetchone()
+        key = str(stored or idempotency_key(sha256, params_hash, attempt))
+        now = self._now()
+        db.execute("UPDATE runs SET idempotency_key = ?, status = CASE WHEN status = ? "
+                   "THEN ? ELSE status END, claimed_at = COALESCE(claimed_at, ?), "
+                   "updated_at = ? WHERE id = ?", (key, UNSENT, SENDING, now, now, run_id))
+        return key
 
     def record_created(self, run_id: int, partition_id: str, status: str) -> None:
         """The create answered: the run's id on the service and its first status."""

@@ -256,3 +256,14 @@ def test_the_default_path_is_in_the_data_dir_and_names_the_batch(tmp_path: Path)
     assert default_path([a], PARAMS, env=env) != path
     assert default_path([a, b], PARAMS, Shard(1, 2), env=env) != path
     assert default_path([a, b], Params(key="other"), env=env) != path
+
+
+def test_claim_sends_claims_a_group_at_once(journal: Journal) -> None:
+    rows = [journal.record_digest(name, f"/d/{name}", content)
+            for name, content in (("a.pdf", A), ("b.pdf", B), ("copy.pdf", A))]
+    keys = journal.claim_sends(rows)
+    assert keys == [idempotency_key(d.sha256, PARAMS.digest(), 1) for d in (A, B, A)]
+    assert [r.status for r in journal.rows()] == ["sending"] * 3
+    unhashed = journal.record_local_error("x.pdf", "/d/x.pdf", LocalError("empty", "x"))
+    with pytest.raises(ValueError, match=r"^x\.pdf has no run to send$"):
+        journal.claim_sends([rows[0], unhashed])

@@ -30,6 +30,20 @@ def docs(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def scanned(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The directories the walk lists, in order."""
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def spy(path: str | os.PathLike[str]) -> object:
+        listed.append(os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(sources.os, "scandir", spy)
+    return listed
+
+
 def relpaths(items: list[Source]) -> list[str]:
     return [item.relpath for item in items]
 
@@ -58,15 +72,7 @@ def test_hidden_files_need_an_include_that_spells_the_dot(docs: Path) -> None:
     assert relpaths(items) == [".hidden.pdf", "a.pdf", "sub/c.pdf"]
 
 
-def test_excludes_win_and_prune_directories(docs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    scanned: list[str] = []
-    real_scandir = os.scandir
-
-    def spy(path: str | os.PathLike[str]) -> object:
-        scanned.append(os.fspath(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(sources.os, "scandir", spy)
+def test_excludes_win_and_prune_directories(docs: Path, scanned: list[str]) -> None:
     stats = WalkStats()
     items = list(walk([str(docs)], selection(include=["*"], exclude=["sub", "*.bin", "b.*"]),
                       stats=stats))
@@ -168,16 +174,8 @@ def test_undecodable_names_become_escapes(tmp_path: Path) -> None:
     assert item.path.read_bytes() == b"x"  # the real name is kept for reading
 
 
-def test_the_walk_is_lazy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_walk_is_lazy(tmp_path: Path, scanned: list[str]) -> None:
     make_tree(tmp_path, {f"d{i:03d}/f{j}.txt": "x" for i in range(100) for j in range(3)})
-    scanned: list[str] = []
-    real_scandir = os.scandir
-
-    def spy(path: str | os.PathLike[str]) -> object:
-        scanned.append(os.fspath(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(sources.os, "scandir", spy)
     items = walk([str(tmp_path)])
     assert isinstance(items, types.GeneratorType)
     assert next(items).relpath == "d000/f0.txt"
