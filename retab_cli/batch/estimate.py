@@ -8,10 +8,15 @@ Pricing (CONTRACT.md): credits per page = n_consensus x the tier's multiplier (m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from retab_cli.batch.journal import RETRYABLE, UNSENT
+from retab_cli.batch.hashing import LocalError, hash_document
+from retab_cli.batch.journal import RETRYABLE, UNSENT, Journal
+from retab_cli.batch.params import Params
+from retab_cli.batch.shard import WHOLE, Shard
+from retab_cli.batch.sources import Source
 from retab_cli.render import format_number
 
 TIER_MULTIPLIERS = {"retab-micro": 0.2, "retab-small": 1.0, "retab-large": 3.0}
@@ -123,3 +128,23 @@ class Plan:
             lines.append(f"note: model {plan['model']!r} is not a known tier; priced as "
                          f"retab-large ({format_number(UNKNOWN_TIER_MULTIPLIER)} credits a page)")
         return lines
+
+
+def build_plan(items: Iterable[Source], params: Params, journal: Journal | None, *,
+               shard: Shard = WHOLE, retry_failed: bool = False) -> Plan:
+    """The `--dry-run` plan: read and count every document of this shard, look each one's
+    bytes up in the journal (None: no journal yet), send nothing, write nothing."""
+    if journal is not None:
+        journal.check_match(params, shard)
+    plan = Plan(model=params.model, n_consensus=params.n_consensus)
+    for item in items:
+        if not shard.takes(item.relpath):
+            continue
+        digest = LocalError("unreadable", item.error) if item.error else \
+            hash_document(item.path, item.relpath)
+        if isinstance(digest, LocalError):
+            plan.add(LOCAL_ERROR)
+            continue
+        status = journal.latest_run_status(digest.sha256) if journal else None
+        plan.add_document(digest.sha256, digest.pages, status, retry_failed=retry_failed)
+    return plan

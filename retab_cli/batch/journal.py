@@ -243,6 +243,8 @@ class Journal:
         if tables and not self.meta:
             raise UsageError(f"{self.path} is an SQLite file but not a batch journal",
                              file=str(self.path), hint="use another --journal")
+        if self.meta:
+            self._check_schema()  # before touching tables another version may lay out
         with self._transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -251,7 +253,7 @@ class Journal:
                 self._write_meta(params, sources, shard)
         self.meta = self._read_meta()
         self._check_schema()
-        self._check_match(params, shard)
+        self.check_match(params, shard)
         self.params_hash = self.meta["params_hash"]
 
     def _write_meta(self, params: Params, sources: list[str], shard: Shard) -> None:
@@ -276,7 +278,8 @@ class Journal:
                              f"retab reads version {SCHEMA_VERSION}", file=str(self.path),
                              hint="use the retab-cli that wrote it, or another --journal")
 
-    def _check_match(self, params: Params, shard: Shard) -> None:
+    def check_match(self, params: Params, shard: Shard) -> None:
+        """Refuse parameters or a shard other than the ones this journal was written for."""
         theirs = self.meta["params_hash"]
         if theirs != params.digest():
             changed = "; ".join(differences(json.loads(self.meta["params"]), params.as_dict()))
