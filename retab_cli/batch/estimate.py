@@ -140,8 +140,7 @@ def build_plan(items: Iterable[Source], params: Params, journal: Journal | None,
     for item in items:
         if not shard.takes(item.relpath):
             continue
-        digest = LocalError("unreadable", item.error) if item.error else \
-            hash_document(item.path, item.relpath)
+        digest = item.error or hash_document(item.path, item.relpath)
         if isinstance(digest, LocalError):
             plan.add(LOCAL_ERROR)
             continue

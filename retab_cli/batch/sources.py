@@ -18,7 +18,8 @@ Rules (DESIGN §10, and the choices made where it is silent):
   names appear as `\\xNN` (the path read stays the real one).
 - The same file reached twice (`docs docs/a`) is taken once; another file at a relative
   path already taken is skipped with a warning (its journal row would be the other's).
-- A file or directory that cannot be read is an item with `error` set, never raised.
+- A file or directory that cannot be read is an item with `error` set (a LocalError
+  for the journal), never raised.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import TextIO
 
 from retab_cli.batch.globs import Glob, compile_globs
+from retab_cli.batch.hashing import LocalError
 
 # The extensions `create` accepts (documents._STRICT and documents._TEXT), mirrored here
 # because those names are private; tests/batch checks that the two stay the same.
@@ -45,7 +47,7 @@ DOCUMENT_EXTENSIONS = frozenset({
 class Source:
     relpath: str            # posix, relative to its SOURCE; the journal's key
     path: Path              # where to read it
-    error: str | None = None  # why it cannot be read (a local error), or None
+    error: LocalError | None = None  # why it cannot be read, or None
 
 
 @dataclass
@@ -131,7 +133,7 @@ def _walk_root(root: str, relpath: str | None, choose: Selection,
     try:
         info = os.stat(root)
     except OSError as exc:
-        yield Source(name, Path(root), _reason(exc, "cannot read"))
+        yield Source(name, Path(root), _unreadable(name, exc, "cannot read"))
         return
     if stat.S_ISDIR(info.st_mode):
         yield from _walk_dir(Path(root), choose, tally)
@@ -140,13 +142,14 @@ def _walk_root(root: str, relpath: str | None, choose: Selection,
     if why:
         _count(tally, why)
         return
-    yield Source(name, Path(root), None if stat.S_ISREG(info.st_mode) else "not a regular file")
+    yield Source(name, Path(root), None if stat.S_ISREG(info.st_mode) else _not_regular(name))
 
 
 def _walk_dir(top: Path, choose: Selection, tally: WalkStats) -> Iterator[Source]:
     listing = _scan(top)
-    if isinstance(listing, str):
-        yield Source(_clean(top.name or str(top)), top, listing)
+    if isinstance(listing, OSError):
+        name = _clean(top.name or str(top))
+        yield Source(name, top, _unreadable(name, listing, "cannot read directory"))
         return
     stack: list[tuple[str, Iterator[os.DirEntry[str]]]] = [("", iter(listing))]
     while stack:
@@ -175,7 +178,10 @@ def _enter(entry: os.DirEntry[str], relpath: str, choose: Selection,
         _count(tally, why)
         return None
     listing = _scan(Path(entry.path))
-    return Source(relpath, Path(entry.path), listing) if isinstance(listing, str) else listing
+    if isinstance(listing, OSError):
+        return Source(relpath, Path(entry.path),
+                      _unreadable(relpath, listing, "cannot read directory"))
+    return listing
 
 
 def _file(entry: os.DirEntry[str], relpath: str, choose: Selection,
@@ -185,16 +191,16 @@ def _file(entry: os.DirEntry[str], relpath: str, choose: Selection,
         _count(tally, why)
         return
     regular = entry.is_file(follow_symlinks=False)
-    yield Source(relpath, Path(entry.path), None if regular else "not a regular file")
+    yield Source(relpath, Path(entry.path), None if regular else _not_regular(relpath))
 
 
-def _scan(directory: Path) -> list[os.DirEntry[str]] | str:
+def _scan(directory: Path) -> list[os.DirEntry[str]] | OSError:
     """The directory's entries sorted by name, or why they cannot be read."""
     try:
         with os.scandir(directory) as entries:
             return sorted(entries, key=lambda e: e.name)
     except OSError as exc:
-        return _reason(exc, "cannot read directory")
+        return exc
 
 
 class _Seen:
@@ -246,7 +252,11 @@ def _clean(name: str) -> str:
     return name
 
 
-def _reason(exc: OSError, what: str) -> str:
+def _unreadable(relpath: str, exc: OSError, what: str) -> LocalError:
     if isinstance(exc, FileNotFoundError):
-        return "no such file or directory"
-    return f"{what}: {exc.strerror or exc}"
+        return LocalError("not_found", f"{relpath}: no such file or directory")
+    return LocalError("unreadable", f"{what} {relpath}: {exc.strerror or exc}")
+
+
+def _not_regular(relpath: str) -> LocalError:
+    return LocalError("not_regular", f"{relpath} is not a regular file")

@@ -11,6 +11,7 @@ import pytest
 
 from retab_cli import documents
 from retab_cli.batch import sources
+from retab_cli.batch.hashing import LocalError
 from retab_cli.batch.sources import DOCUMENT_EXTENSIONS, Source, WalkStats, selection, walk
 
 from .conftest import make_tree
@@ -148,9 +149,11 @@ def test_unreadable_entries_are_items_with_an_error(tmp_path: Path,
     monkeypatch.setattr(sources.os, "scandir", refuse)
     items = list(walk([str(root), str(tmp_path / "missing.pdf")]))
     assert [(i.relpath, i.error) for i in items] == [
-        ("a.pdf", None), ("locked", "cannot read directory: Permission denied"),
-        ("pipe.pdf", "not a regular file"), ("z.pdf", None),
-        ("missing.pdf", "no such file or directory")]
+        ("a.pdf", None),
+        ("locked", LocalError("unreadable", "cannot read directory locked: Permission denied")),
+        ("pipe.pdf", LocalError("not_regular", "pipe.pdf is not a regular file")),
+        ("z.pdf", None),
+        ("missing.pdf", LocalError("not_found", "missing.pdf: no such file or directory"))]
 
 
 def test_an_unreadable_source_directory_is_an_item(tmp_path: Path,
@@ -162,7 +165,8 @@ def test_an_unreadable_source_directory_is_an_item(tmp_path: Path,
 
     monkeypatch.setattr(sources.os, "scandir", refuse)
     assert list(walk([str(tmp_path / "top")])) == [
-        Source("top", tmp_path / "top", "cannot read directory: Permission denied")]
+        Source("top", tmp_path / "top",
+               LocalError("unreadable", "cannot read directory top: Permission denied"))]
 
 
 def test_undecodable_names_become_escapes(tmp_path: Path) -> None:
