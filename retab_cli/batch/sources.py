@@ -106,8 +106,8 @@ def walk(sources: Iterable[str], choose: Selection = Selection(), *,
                 yield item
 
 
-def _roots(sources: Iterable[str], stdin: TextIO | None) -> Iterator[tuple[str, str | None]]:
-    """(path, relative path when it is a file) for each SOURCE, stdin's lines in place."""
+def _roots(sources: Iterable[str], stdin: TextIO | None) -> Iterator[tuple[str, str]]:
+    """(path, its relative path if it is a file) for each SOURCE, stdin's lines in place."""
     for source in sources:
         if source != "-":
             yield source, _clean(os.path.basename(os.path.normpath(source)))
@@ -127,9 +127,7 @@ def _stdin_relpath(path: str) -> str:
     return _clean(norm)
 
 
-def _walk_root(root: str, relpath: str | None, choose: Selection,
-               tally: WalkStats) -> Iterator[Source]:
-    name = relpath or _clean(root)
+def _walk_root(root: str, name: str, choose: Selection, tally: WalkStats) -> Iterator[Source]:
     try:
         info = os.stat(root)
     except OSError as exc:
