@@ -608,7 +608,9 @@ def _list_columns(r: Renderer, width: int) -> list[tuple[str, int, bool]]:
 
 _FIELD_WIDTHS = {"id": ID_WIDTH, "status": STATUS_WIDTH, "usage.credits": 7, "n_consensus": 3,
                  "allow_overlap": 5, "model": 11, "file.id": 21, "file.mime_type": 15,
-                 "file.filename": 24, "key": 20}
+                 "file.filename": 24, "key": 20,
+                 # batch report columns
+                 "partition_id": ID_WIDTH, "pages": 5, "chunks": 6, "credits": 7, "sha256": 64}
 
 
 def _field_columns(r: Renderer, fields: Sequence[str], width: int) -> list[tuple[str, int, bool]]:
