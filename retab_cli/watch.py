@@ -18,7 +18,13 @@ missing from every listing (ended, or not visible yet) -- with the full view, si
 they have most likely ended. Sweeps repeat at the per-run interval, never more often
 than the last sweep's request count allows under the budget. When the active runs
 drop to SWEEP_THRESHOLD or fewer, or a sweep costs as many pages as there are active
-runs (a busy account), the sweeper hands over to per-run polls for good.
+runs (a busy account), the sweeper hands over to per-run polls.
+
+Open-ended watches (a batch creating runs while it watches them): `add` brings in
+runs as they are created and `no_more_runs` says the list is complete; the watch ends
+when both are true and every run has ended. Added runs join the sweep, or get polls of
+their own; with more active runs than the sweep threshold and than the last sweep's
+pages, polls give way to sweeps again (each poll task stops when it next wakes).
 """
 
 from __future__ import annotations
@@ -188,6 +194,8 @@ class Watcher:
         give_up_after: float = 120.0,
         not_found_tolerance: int = 3,
         max_concurrent: int = 16,
+        open_ended: bool = False,
+        sweep_above: int = SWEEP_THRESHOLD,
     ) -> None:
         self._client = client
         self._tracks = {pid: _Track(RunState(pid)) for pid in dict.fromkeys(ids)}
@@ -212,6 +220,11 @@ class Watcher:
         self._started = False
         self._stopping = False
         self.fatal: RetabError | None = None
+        self._open = open_ended  # more runs may be added
+        self._sweep_above = sweep_above
+        self._sweep_cost = len(SWEEP_STATUSES)  # pages the last sweep took (one per status at least)
+        self._sweeping = False  # a sweep task is running
+        self._mode = 0  # bumped when sweeps take over: poll tasks of an older mode stop
 
     @property
     def runs(self) -> list[RunState]:
@@ -237,7 +250,7 @@ class Watcher:
         for track in self._tracks.values():
             track.run.started = now
         try:
-            if self._active == 0:
+            if self._active == 0 and not self._open:
                 return
             self._seed()
             self._start()
@@ -247,6 +260,37 @@ class Watcher:
                 yield item
         finally:
             await self.aclose()
+
+    def add(self, partition_id: str, initial: dict[str, Any] | None = None) -> None:
+        """Watch one more run (open-ended watches); `initial` is the object create returned."""
+        if partition_id in self._tracks:
+            return
+        track = _Track(RunState(partition_id, started=self._clock()))
+        self._tracks[partition_id] = track
+        self._active += 1
+        if not self._started:
+            if initial is not None:
+                self._initial[partition_id] = initial
+            return
+        if self._stopping:
+            self._close(track, "stopped", "stopped")
+            return
+        if initial is not None:
+            self._seed_one(track, initial)
+        if not track.run.done:
+            self._schedule(track)
+
+    def forget(self, partition_id: str) -> None:
+        """Drop what is kept about a run that has ended (a long batch's memory stays flat)."""
+        track = self._tracks.get(partition_id)
+        if track is not None and track.run.done:
+            del self._tracks[partition_id]
+
+    def no_more_runs(self) -> None:
+        """An open-ended watch gets no more `add`s: it ends once the runs it has end."""
+        self._open = False
+        if self._active == 0:
+            self._queue.put_nowait(None)
 
     async def aclose(self) -> None:
         """Cancel every poll in flight and wait for them to finish unwinding."""
@@ -259,28 +303,50 @@ class Watcher:
 
     def _seed(self) -> None:
         """Objects the caller already has (create's response) count as first sightings."""
-        for track in self._tracks.values():
-            data = self._initial.get(track.run.id)
-            if data is None or track.run.done:
-                continue
-            try:
-                status = status_of(data)
-            except BadResponseError:
-                continue  # poll it instead
-            self._observe(track, data, status)
-            if status in TERMINAL:
-                # create and cancel return the whole object: nothing more to fetch
-                self._end(track, data)
+        for track in list(self._tracks.values()):
+            data = self._initial.pop(track.run.id, None)
+            if data is not None and not track.run.done:
+                self._seed_one(track, data)
+
+    def _seed_one(self, track: _Track, data: dict[str, Any]) -> None:
+        try:
+            status = status_of(data)
+        except BadResponseError:
+            return  # poll it instead
+        self._observe(track, data, status)
+        if status in TERMINAL:
+            # create and cancel return the whole object: nothing more to fetch
+            self._end(track, data)
 
     def _start(self) -> None:
-        if self._can_sweep and self._active > SWEEP_THRESHOLD:
+        if self._sweep_pays():
             # Sweep at once unless every run was just seen (seeded).
             unseen = any(t.run.status is None for t in self._tracks.values() if not t.run.done)
-            self._spawn(self._sweep_loop(0.0 if unseen else self._sweep_period(0)))
+            self._start_sweeps(0.0 if unseen else self._sweep_period(0))
         else:
             self._start_polls(first=True)
         if self._timeout is not None and self._active:
             self._spawn(self._expire(self._clock() + self._timeout))
+
+    def _sweep_pays(self) -> bool:
+        """Sweeps beat per-run polls: more active runs than the threshold and than the
+        pages a sweep takes."""
+        return self._can_sweep and self._active > max(self._sweep_above, self._sweep_cost)
+
+    def _start_sweeps(self, delay: float) -> None:
+        self._sweeping = True
+        self._mode += 1  # the poll tasks running now stop when they next wake
+        self._spawn(self._sweep_loop(delay))
+
+    def _schedule(self, track: _Track) -> None:
+        """An added run: the running sweep takes it, or sweeps start, or it gets polls."""
+        if self._sweeping:
+            return
+        if self._sweep_pays():
+            self._start_sweeps(self._sweep_period(0))
+            return
+        seen = track.run.status is not None
+        self._spawn(self._follow(track, self._next_delay(track) if seen else 0.0))
 
     def _start_polls(self, *, first: bool) -> None:
         """One task per active run. At first a seeded run waits an interval and the others
@@ -305,9 +371,12 @@ class Watcher:
     # ---- polling -----------------------------------------------------------------
 
     async def _follow(self, track: _Track, delay: float | None) -> None:
+        mode = self._mode
         while delay is not None:
             if delay > 0:
                 await self._sleep(delay)
+            if mode != self._mode:
+                return  # sweeps took over
             delay = await self._poll(track)
 
     async def _expire(self, deadline: float) -> None:
@@ -400,10 +469,13 @@ class Watcher:
     # ---- sweeping ----------------------------------------------------------------
 
     async def _sweep_loop(self, delay: float | None) -> None:
-        while delay is not None:
-            if delay > 0:
-                await self._sleep(delay)
-            delay = await self._sweep()
+        try:
+            while delay is not None:
+                if delay > 0:
+                    await self._sleep(delay)
+                delay = await self._sweep()
+        finally:
+            self._sweeping = False
 
     async def _sweep(self) -> float | None:
         """List the active runs, fetch the watched ones missing: the delay before the next
@@ -439,7 +511,10 @@ class Watcher:
             return None
         # Per-run polls are as cheap once few runs are left, or when listing the account
         # costs as many pages as there are runs to watch: hand over to them for good.
-        if self._active <= SWEEP_THRESHOLD or (error is None and pages >= self._active):
+        if error is None:
+            self._sweep_cost = max(pages, len(SWEEP_STATUSES))
+        if self._active <= self._sweep_above or (error is None and pages >= self._active):
+            self._sweeping = False
             self._start_polls(first=False)
             return None
         # Success: one period from the start of this sweep (its requests included). A
@@ -599,7 +674,7 @@ class Watcher:
             run.last_error = error.message
         self._emit(kind, track, data=data, error=error)
         self._active -= 1
-        if self._active == 0:
+        if self._active == 0 and not self._open:
             self._queue.put_nowait(None)
         elif self._fail_fast and outcome in FAIL_FAST_OUTCOMES:
             self._stop("stopped")

@@ -227,7 +227,7 @@ DESIGN_EXIT_CODES = {
     4: ["authentication", "401", "403"],
     5: ["cancelled"],
     6: ["not found", "404"],
-    7: ["reserved"],
+    7: ["incomplete", "batch", "resumes"],
     8: ["still running", "--timeout"],
     130: ["SIGINT", "143", "SIGTERM"],
 }
@@ -243,8 +243,8 @@ def test_exit_code_table_matches_the_design() -> None:
 
 def test_exit_code_constants_match_the_table() -> None:
     assert (errors.OK, errors.ERROR, errors.USAGE, errors.RUN_FAILED, errors.AUTH,
-            errors.RUN_CANCELLED, errors.NOT_FOUND, errors.STILL_RUNNING, errors.SIGINT,
-            errors.SIGTERM) == (0, 1, 2, 3, 4, 5, 6, 8, 130, 143)
+            errors.RUN_CANCELLED, errors.NOT_FOUND, errors.INCOMPLETE, errors.STILL_RUNNING,
+            errors.SIGINT, errors.SIGTERM) == (0, 1, 2, 3, 4, 5, 6, 7, 8, 130, 143)
 
 
 def test_exit_code_table_matches_the_design_in_the_repository() -> None:
