@@ -342,10 +342,10 @@ class Watcher:
         """An added run: the running sweep takes it, or sweeps start, or it gets polls."""
         if self._sweeping:
             return
-        if self._sweep_pays():
-            self._start_sweeps(self._sweep_period(0))
-            return
         seen = track.run.status is not None
+        if self._sweep_pays():
+            self._start_sweeps(self._sweep_period(0) if seen else 0.0)
+            return
         self._spawn(self._follow(track, self._next_delay(track) if seen else 0.0))
 
     def _start_polls(self, *, first: bool) -> None:
@@ -375,8 +375,8 @@ class Watcher:
         while delay is not None:
             if delay > 0:
                 await self._sleep(delay)
-            if mode != self._mode:
-                return  # sweeps took over
+            if mode != self._mode or track.run.done:
+                return  # sweeps took over (and may have ended the run)
             delay = await self._poll(track)
 
     async def _expire(self, deadline: float) -> None:
@@ -394,6 +394,8 @@ class Watcher:
                     include_output=track.final,
                     attempts=FINAL_ATTEMPTS if track.final else 1,
                 )
+            if track.run.done:  # a sweep ended it while this poll was on its way
+                return None
             status = status_of(result.data)
         except (AuthError, RejectedError) as exc:
             self._fatal(track, exc)
@@ -571,6 +573,8 @@ class Watcher:
         try:
             async with self._slots:
                 result = await self._client.get(track.run.id, include_output=True, attempts=1)
+            if track.run.done:  # a poll of the run's own ended it meanwhile
+                return None
             status = status_of(result.data)
         except (AuthError, RejectedError) as exc:
             self._fatal(track, exc)
@@ -667,6 +671,8 @@ class Watcher:
         exit_code: int | None = None,
     ) -> None:
         run = track.run
+        if run.done:  # one final event per run, whoever saw the end first
+            return
         run.outcome = outcome
         run.exit_code = exit_code if exit_code is not None else OUTCOME_EXIT[outcome]
         run.ended = self._clock()

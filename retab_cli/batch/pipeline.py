@@ -100,7 +100,8 @@ class Outcome:
     def exit_code(self) -> int:
         """DESIGN §10: 0 every document completed (and split), 3 some failed, 5 some
         cancelled, 7 stopped early, 2 nothing could be read; the §3 order between them."""
-        if self.found == 0 or (self.taken and self.statuses[LOCAL_ERROR] == self.taken):
+        if self.found == 0 or (not self.stopped and self.taken
+                               and self.statuses[LOCAL_ERROR] == self.taken):
             return errors.USAGE
         codes = list(self.codes)
         if self.statuses["failed"] or self.statuses[LOCAL_ERROR]:
@@ -153,6 +154,10 @@ class Batch:
         except BaseExceptionGroup as group:
             raise _first(group) from None
         self.outcome.stopped = self.gate.stopped
+        # Every document met has ended by now; one still waiting would be a bug, and it
+        # must not pass for a success.
+        self.outcome.statuses["unsent"] += sum(len(v) for v in self._waiting.values())
+        self.outcome.statuses += Counter()  # drop the zero counts
         return self.outcome
 
     # ---- reading -------------------------------------------------------------------
@@ -233,13 +238,18 @@ class Batch:
     # ---- claiming and creating -------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        """Commit the keys of the documents ready, a group per fsync, then hand them on."""
+        """Commit the keys of the documents ready, a group per fsync, then hand them on.
+
+        Limits are checked later, right before each create: a claim sent nowhere only
+        means its key is resent by the next run, which is what a claim is for."""
         done = False
         while not done:
             group, done = await self._ready_group()
-            admitted = [row for row in group if self._admit(row)]
-            keys = self.journal.claim_sends(admitted) if admitted else []
-            for row, key in zip(admitted, keys, strict=True):
+            if self.gate.stopped is not None:
+                self._drop(group)
+                continue
+            keys = self.journal.claim_sends(group) if group else []
+            for row, key in zip(group, keys, strict=True):
                 await self._claimed.put((row, key))
         for _ in range(SENDERS):
             await self._claimed.put(None)
@@ -257,14 +267,18 @@ class Batch:
         return group, False
 
     def _admit(self, row: Row) -> bool:
+        """The limits let this create go (counted in), or the document is left unsent."""
         params = self.spec.params
         if self.gate.admit(credits(row.pages or 1, params.n_consensus, params.model)):
             return True
-        assert row.run_id is not None
-        unsent = self._waiting.pop(row.run_id, [])
-        self.progress.unsent += len(unsent)
-        self.outcome.statuses["unsent"] += len(unsent)
+        self._drop([row])
         return False
+
+    def _drop(self, rows: Iterable[Row]) -> None:
+        for row in rows:
+            unsent = self._waiting.pop(row.run_id, []) if row.run_id is not None else []
+            self.progress.unsent += len(unsent)
+            self.outcome.statuses["unsent"] += len(unsent)
 
     async def _send_loop(self) -> None:
         while (item := await self._claimed.get()) is not None:
@@ -272,6 +286,8 @@ class Batch:
 
     async def _send(self, row: Row, key: str) -> None:
         assert row.run_id is not None
+        if not self._admit(row):
+            return
         self.progress.sending += 1
         try:
             async with self._bytes.hold(row.size or 0):
@@ -287,7 +303,7 @@ class Batch:
             if isinstance(exc, RejectedError | ConflictError):
                 self._rejected(row.run_id, exc)
             else:
-                self._not_sent(row.run_id, exc)
+                self._not_sent(row, exc)
             return
         finally:
             self.progress.sending -= 1
@@ -304,18 +320,17 @@ class Batch:
 
     def _unreadable(self, row: Row, exc: UsageError) -> None:
         assert row.run_id is not None
-        others = [p for p in self._waiting.pop(row.run_id, []) if p != row.relpath]
+        waiting = self._waiting.get(row.run_id, [])
+        if row.relpath in waiting:
+            waiting.remove(row.relpath)
+        self._drop([row])  # its twins are sent by the next run
         self._refused(row.relpath, row.source, LocalError("changed", exc.message))
-        self.progress.unsent += len(others)
-        self.outcome.statuses["unsent"] += len(others)
 
-    def _not_sent(self, run_id: int, exc: RetabError) -> None:
+    def _not_sent(self, row: Row, exc: RetabError) -> None:
         """No answer after the client's retries: the claim stays, the next run resends it."""
         self.listener.failed(exc)
         self.outcome.codes.append(exc.exit_code)
-        unsent = self._waiting.pop(run_id, [])
-        self.progress.unsent += len(unsent)
-        self.outcome.statuses["unsent"] += len(unsent)
+        self._drop([row])
         self.gate.failure()
 
     # ---- watching --------------------------------------------------------------------
