@@ -49,35 +49,33 @@ _NEUTRAL = frozenset({
 })
 
 Builder = Callable[[Any], Any]
-_TYPERS = object()  # "not decided here: ask Typer's own runtime parameter"
+UNDECIDED = object()  # plain_value's answer when Typer's own runtime parameter must decide
 
 
 def _number(kind: type, text: str) -> Any:
     pattern = _INT if kind is int else _FLOAT
     if len(text) > _MAX_DIGITS or not pattern.fullmatch(text):
-        return _TYPERS
+        return UNDECIDED
     return kind(text)
 
 
 def _boolean(text: str) -> Any:
     if not text.isascii():
-        return _TYPERS
+        return UNDECIDED
     word = text.lower()
     if word in _TRUE:
         return True
     if word in _FALSE:
         return False
-    return _TYPERS  # '', ' true ' and the errors: Typer strips, then decides
+    return UNDECIDED  # '', ' true ' and the errors: Typer strips, then decides
 
 
 def plain_value(kind: type, value: Any) -> Any:
-    """`value` coerced to `kind` when the answer is certain to be Typer's, else `_TYPERS`."""
-    if type(value) is kind:
+    """`value` coerced to `kind` when the answer is certain to be Typer's, else `UNDECIDED`."""
+    if type(value) is kind:  # a str for a str parameter, a default of the declared type
         return value
     if type(value) is not str:
-        return _TYPERS
-    if kind is str:
-        return value
+        return UNDECIDED
     if kind is bool:
         return _boolean(value)
     return _number(kind, value)
@@ -100,7 +98,7 @@ class PlainParam:
         if value is None:
             return () if multiple else None  # as Typer's RuntimeParam.coerce does
         result = self._plain(value, multiple)
-        if result is _TYPERS:
+        if result is UNDECIDED:
             return self.typers().coerce(value, param=param, ctx=ctx)
         return result
 
@@ -112,11 +110,11 @@ class PlainParam:
 
     def _plain(self, value: Any, multiple: bool) -> Any:
         if not self.is_list:
-            return _TYPERS if multiple else plain_value(self.kind, value)
+            return UNDECIDED if multiple else plain_value(self.kind, value)
         if not multiple or not isinstance(value, (list, tuple)):
-            return _TYPERS
+            return UNDECIDED
         items = [plain_value(self.kind, item) for item in value]
-        return _TYPERS if any(item is _TYPERS for item in items) else items
+        return UNDECIDED if any(item is UNDECIDED for item in items) else items
 
 
 @functools.cache

@@ -184,7 +184,7 @@ def test_inputs_the_plain_path_converts(kind: type, value: object, expected: obj
 
 @pytest.mark.parametrize(("kind", "value"), TO_TYPER, ids=repr)
 def test_inputs_left_to_typer(kind: type, value: object) -> None:
-    assert fastparse.plain_value(kind, value) is fastparse._TYPERS
+    assert fastparse.plain_value(kind, value) is fastparse.UNDECIDED
 
 
 def outcome(build: Callable[[Any], Any], kind: type, value: object) -> tuple[str, str]:
@@ -213,6 +213,12 @@ NUMBERISH = st.text(alphabet="0123456789+-._eE xnaifINF٥\t", max_size=12)
 @given(text=NUMBERISH, kind=st.sampled_from([int, float]))
 def test_numbers_match_typer_on_generated_text(text: str, kind: type) -> None:
     assert outcome(hook(), kind, text) == outcome(TYPERS_BUILDER, kind, text)
+
+
+@given(text=st.from_regex(r"[+-]?[0-9]{1,45}(\.[0-9]{0,50})?", fullmatch=True))
+def test_long_decimals_round_as_typer_rounds_them(text: str) -> None:
+    assert outcome(hook(), float, text) == outcome(TYPERS_BUILDER, float, text)
+    assert outcome(hook(), int, text) == outcome(TYPERS_BUILDER, int, text)
 
 
 @given(text=st.text(alphabet="tTrRuUeEfFaAlLsSyYnNoO01 \u0130", max_size=6),
