@@ -36,6 +36,8 @@ TYPERS_BUILDER = _coercion.build_runtime_param
 def hook() -> Any:
     """The runtime-parameter factory Typer's parameters use now."""
     return getattr(core, HOOK)
+
+
 runner = CliRunner()
 
 
@@ -118,6 +120,7 @@ PARITY_CASES = (
 @pytest.mark.parametrize("args", PARITY_CASES, ids=repr)
 def test_the_plain_path_gives_typers_outcome(args: list[str],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fastparse.active()
     plain = run(args)
     monkeypatch.setattr(core, HOOK, TYPERS_BUILDER)
     typers = run(args)
@@ -130,6 +133,7 @@ def test_the_plain_path_gives_typers_outcome(args: list[str],
 @pytest.mark.parametrize("text", BOOL_INPUTS, ids=repr)
 def test_booleans_from_the_environment_match_typer(text: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fastparse.active()
     plain = run([], env={"SAMPLE_FLAG": text})
     monkeypatch.setattr(core, HOOK, TYPERS_BUILDER)
     typers = run([], env={"SAMPLE_FLAG": text})
