@@ -68,6 +68,16 @@ def run(env: dict[str, str], warnings: Warnings | None = None, **flags: object) 
     return resolve(GlobalOptions(**flags), env, warn=warnings if warnings is not None else Warnings())
 
 
+def refusal(env: dict[str, str], **flags: object) -> AuthError:
+    """Resolving succeeds with the key refused; the refusal is raised when a key is needed."""
+    s = run(env, **flags)
+    assert s.api_key is None and s.key_refused is not None
+    with pytest.raises(AuthError) as caught:
+        s.require_key()
+    assert caught.value.message == s.key_refused
+    return caught.value
+
+
 # ---- where the config lives ----------------------------------------------------------------
 
 
@@ -84,7 +94,8 @@ def test_config_location(tmp_path: Path) -> None:
 def test_defaults_with_nothing_configured(env: dict[str, str], warnings: Warnings) -> None:
     s = run(env, warnings)
     assert (s.profile, s.base_url, s.base_url_source) == ("default", DEFAULT_BASE_URL, "default")
-    assert (s.api_key, s.api_key_source, s.key_refused) == (None, "none", None)
+    assert (s.api_key, s.api_key_source, s.key_refused) == (None, "not set", None)
+    assert s.profile_source == "default"
     assert (s.max_rps, s.debug, s.color, s.output) == (5.0, False, "auto", None)
     assert s.config_path == cfg(env)
     assert warnings == []
@@ -164,7 +175,7 @@ def test_explicit_profile_only_beats_the_environment_for_values_it_defines(
     assert (s.base_url, s.base_url_source) == ("http://127.0.0.1:9000", "RETAB_API_BASE_URL")
     # The key was stored for the default base URL, so it is not sent to the env's URL.
     assert s.api_key is None
-    assert s.api_key_source == "none"
+    assert s.api_key_source == f"profile 'keyonly' in {path}"
     assert s.key_refused == (f"the key stored in profile 'keyonly' belongs to {DEFAULT_BASE_URL}; "
                              "not sending it to http://127.0.0.1:9000")
     assert str(path) not in s.key_refused
@@ -176,16 +187,20 @@ def test_explicit_profile_that_does_not_exist(env: dict[str, str]) -> None:
     with pytest.raises(UsageError) as caught:
         run(env, profile="nope")
     assert caught.value.message == f"no profile named 'nope' in {path}"
-    assert caught.value.hint == "run 'retab auth login --profile nope'"
-    with pytest.raises(UsageError, match="no profile named 'x'"):
+    assert caught.value.hint == ("known profiles: default, staging; "
+                                 "to create it: retab auth login --profile nope")
+    with pytest.raises(UsageError) as caught:
         run({"RETAB_CONFIG_DIR": str(path.parent / "missing")}, profile="x")
+    assert caught.value.message == f"no profile named 'x' in {path.parent / 'missing' / path.name}"
+    assert caught.value.hint == ("no profiles are configured; "
+                                 "to create it: retab auth login --profile x")
 
 
 def test_retab_profile_naming_a_missing_profile_is_not_an_error(env: dict[str, str]) -> None:
     two_profiles(env)
     env.update(RETAB_PROFILE="later")
     s = run(env)
-    assert (s.profile, s.api_key, s.api_key_source) == ("later", None, "none")
+    assert (s.profile, s.api_key, s.api_key_source) == ("later", None, "not set")
 
 
 # ---- a stored key belongs to its base URL --------------------------------------------------------
@@ -203,7 +218,7 @@ def test_stored_key_is_not_sent_to_another_base_url(
     env.update(extra_env)
     s = run(env, **flags)
     assert s.api_key is None
-    assert s.api_key_source == "none"
+    assert s.api_key_source == f"profile 'default' in {cfg(env)}"
     assert s.base_url == "https://evil.example"
     assert s.key_refused == (f"the key stored in profile 'default' belongs to {DEFAULT_BASE_URL}; "
                              "not sending it to https://evil.example")
@@ -243,18 +258,17 @@ def test_env_key_is_sent_to_any_base_url(env: dict[str, str]) -> None:
 def test_keys_with_whitespace_or_controls_are_refused_without_echo(env: dict[str, str],
                                                                    bad: str) -> None:
     env.update(RETAB_API_KEY=bad)
-    with pytest.raises(AuthError) as caught:
-        run(env)
-    message = caught.value.message
-    assert message == ("the API key from RETAB_API_KEY contains whitespace or control characters; "
-                       "refusing to send it")
-    assert bad not in message and "rt_" not in message
-    assert bad not in repr(caught.value)
+    error = refusal(env)
+    assert error.message == ("the API key from RETAB_API_KEY contains whitespace, control or "
+                             "non-ASCII characters; refusing to send it")
+    assert error.hint is None
+    assert bad not in error.message and "rt_" not in error.message
+    assert bad not in repr(error)
 
 
 def test_bad_flag_key_is_named_by_its_source(env: dict[str, str]) -> None:
-    with pytest.raises(AuthError, match=r"^the API key from --api-key contains whitespace"):
-        run(env, api_key="two words")
+    assert refusal(env, api_key="two words").message.startswith(
+        "the API key from --api-key contains whitespace")
 
 
 def test_empty_environment_values_count_as_unset(env: dict[str, str]) -> None:
@@ -298,11 +312,10 @@ def test_key_file_with_more_than_one_newline_or_spaces_is_refused(
     key_file = tmp_path / "key"
     key_file.write_bytes(content.encode())
     env.update(RETAB_API_KEY_FILE=str(key_file))
-    with pytest.raises(AuthError) as caught:
-        run(env)
-    assert caught.value.message.startswith(f"the API key from RETAB_API_KEY_FILE ({key_file}) "
-                                           "contains whitespace")
-    assert ENV_KEY not in caught.value.message
+    message = refusal(env).message
+    assert message.startswith(f"the API key from RETAB_API_KEY_FILE ({key_file}) "
+                              "contains whitespace")
+    assert ENV_KEY not in message
 
 
 @pytest.mark.parametrize("content", [b"", b"\n"])
@@ -310,22 +323,20 @@ def test_empty_key_file_is_refused(env: dict[str, str], tmp_path: Path, content:
     key_file = tmp_path / "key"
     key_file.write_bytes(content)
     env.update(RETAB_API_KEY_FILE=str(key_file))
-    with pytest.raises(AuthError) as caught:
-        run(env)
-    assert caught.value.message == f"the API key from RETAB_API_KEY_FILE ({key_file}) is empty"
+    assert refusal(env).message == f"the API key from RETAB_API_KEY_FILE ({key_file}) is empty"
 
 
 def test_key_file_missing_or_unreadable(env: dict[str, str], tmp_path: Path) -> None:
     env.update(RETAB_API_KEY_FILE=str(tmp_path / "nope"))
-    with pytest.raises(AuthError) as caught:
-        run(env)
-    assert caught.value.message == (
+    assert refusal(env).message == (
         f"cannot read RETAB_API_KEY_FILE {tmp_path / 'nope'}: No such file or directory")
+    assert run(env).api_key_source == f"RETAB_API_KEY_FILE ({tmp_path / 'nope'})"
     binary = tmp_path / "binary"
-    binary.write_bytes(b"\xff\xfe")
+    binary.write_bytes(b"rt_\xff\xfe_key")  # not UTF-8: refused like any non-ASCII key
     env.update(RETAB_API_KEY_FILE=str(binary))
-    with pytest.raises(AuthError, match=r"not UTF-8 text$"):
-        run(env)
+    assert refusal(env).message == (f"the API key from RETAB_API_KEY_FILE ({binary}) contains "
+                                    "whitespace, control or non-ASCII characters; refusing to "
+                                    "send it")
 
 
 def test_env_key_beats_the_key_file(env: dict[str, str], tmp_path: Path) -> None:
@@ -504,7 +515,8 @@ def test_config_that_is_a_directory_is_a_usage_error(env: dict[str, str]) -> Non
     path.mkdir(parents=True)
     with pytest.raises(UsageError) as caught:
         run(env)
-    assert caught.value.message == f"cannot read config file {path}: Is a directory"
+    assert caught.value.message == (f"cannot read config file {path}: "
+                                    "not a regular file (a directory)")
 
 
 @posix_only
