@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import math
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,9 +17,11 @@ from retab_cli.settings import (
     DEFAULT_BASE_URL,
     GlobalOptions,
     Settings,
+    check_key,
     config_dir,
     config_path,
     load_config,
+    read_key_stream,
     remove_profile,
     resolve,
     save_profile,
@@ -357,6 +361,112 @@ def test_explicit_profile_beats_the_key_file_with_a_warning(
     env.update(RETAB_API_KEY_FILE=str(key_file))
     assert run(env, warnings, profile="default").api_key == KEY
     assert warnings == ["warning: --profile overrides RETAB_API_KEY from the environment"]
+
+
+def test_key_file_over_4_kib_is_refused_as_too_long(env: dict[str, str], tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_bytes(b"a" * 4095 + b"\n")
+    env.update(RETAB_API_KEY_FILE=str(key_file))
+    assert run(env).api_key == "a" * 4095  # 4096 bytes with its newline: still read
+    key_file.write_bytes(b"a" * 4097)
+    assert refusal(env).message == (f"the API key from RETAB_API_KEY_FILE ({key_file}) is longer "
+                                    "than 4096 bytes; refusing to use it")
+
+
+@posix_only
+def test_key_file_that_is_a_directory_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    env.update(RETAB_API_KEY_FILE=str(tmp_path))
+    assert refusal(env).message == (f"cannot read RETAB_API_KEY_FILE {tmp_path}: "
+                                    "not a regular file (a directory)")
+
+
+@posix_only
+def test_key_file_through_a_symlink_to_a_regular_file_is_read(env: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    # Secret mounts (Kubernetes, Docker) hand out keys as symlinks.
+    (tmp_path / "real").write_text(ENV_KEY + "\n")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    env.update(RETAB_API_KEY_FILE=str(tmp_path / "link"))
+    assert run(env).api_key == ENV_KEY
+
+
+NON_ASCII = ["rt_test_\u201dQZQZ", "rt_t\u00e9stQZQZ", "rt_\ufffdQZQZ", "\u0440t_cyrQZQZ"]
+
+
+@pytest.mark.parametrize("bad", NON_ASCII)
+@pytest.mark.parametrize("source", ["--api-key", "RETAB_API_KEY", "RETAB_API_KEY_FILE", "profile"])
+def test_non_ascii_keys_are_refused_from_every_source_without_echo(
+    env: dict[str, str], tmp_path: Path, bad: str, source: str
+) -> None:
+    flags: dict[str, object] = {}
+    if source == "--api-key":
+        flags["api_key"] = bad
+    elif source == "RETAB_API_KEY":
+        env.update(RETAB_API_KEY=bad)
+    elif source == "RETAB_API_KEY_FILE":
+        (tmp_path / "key").write_text(bad + "\n", encoding="utf-8")
+        env.update(RETAB_API_KEY_FILE=str(tmp_path / "key"))
+    else:
+        write_config(env, f'[profiles.default]\napi_key = "{bad}"\n')
+    s = run(env, **flags)
+    error = refusal(env, **flags)
+    assert error.message == (f"the API key from {s.api_key_source} contains whitespace, control "
+                             "or non-ASCII characters; refusing to send it")
+    assert "QZQZ" not in repr(error)
+    if source == "profile":
+        assert error.hint == "run 'retab auth login --profile default'"
+
+
+def test_check_key_accepts_exactly_printable_ascii() -> None:
+    printable = "".join(chr(c) for c in range(0x21, 0x7F))
+    assert check_key(printable, "x") == printable
+    for code in [*range(0x21), 0x7F, 0x80, 0xA0, 0xE9, 0x201D, 0x2028, 0xFEFF]:
+        with pytest.raises(AuthError, match=r"^the API key from x (is empty|contains)"):
+            check_key(f"rt_{chr(code)}_key", "x")
+
+
+@pytest.mark.parametrize(("data", "key"), [(b"rt_k\n", "rt_k"), (b"rt_k\r\n", "rt_k"),
+                                           (b"rt_k", "rt_k"), (b"rt_k\nsecond line\n", "rt_k")])
+def test_read_key_stream_takes_one_line(data: bytes, key: str) -> None:
+    assert read_key_stream(io.BytesIO(data)) == key
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"", "the API key from stdin is empty"),
+    (b"\n", "the API key from stdin is empty"),
+    ("rt_\u201d_key\n".encode(), "the API key from stdin contains whitespace, control or "
+                                "non-ASCII characters; refusing to send it"),
+    (b"rt_\xff\xfe\n", "the API key from stdin contains whitespace, control or non-ASCII "
+                        "characters; refusing to send it"),
+    (b"x" * 5000 + b"\n", "the API key from stdin is longer than 4096 bytes; refusing to use it"),
+])
+def test_read_key_stream_refuses_bad_input_without_echo(data: bytes, message: str) -> None:
+    with pytest.raises(AuthError) as caught:
+        read_key_stream(io.BytesIO(data))
+    assert caught.value.message == message
+
+
+class Zeros(io.RawIOBase):
+    """An endless stream (`retab auth login --with-key < /dev/zero`) that counts what is read."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = len(buffer)
+        buffer[:size] = b"\0" * size
+        self.served += size
+        return size
+
+
+def test_read_key_stream_reads_a_few_kib_of_an_endless_stream() -> None:
+    zeros = Zeros()
+    with pytest.raises(AuthError, match="is longer than 4096 bytes"):
+        read_key_stream(io.BufferedReader(zeros, buffer_size=1024))
+    assert zeros.served <= 8192
 
 
 # ---- max rps, debug, output ---------------------------------------------------------------------
