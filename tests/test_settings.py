@@ -20,11 +20,13 @@ from retab_cli.settings import (
     check_key,
     config_dir,
     config_path,
+    list_profiles,
     load_config,
     read_key_stream,
     remove_profile,
     resolve,
     save_profile,
+    switch_profile,
 )
 
 from cli_support import Warnings
@@ -627,6 +629,91 @@ def test_config_that_is_a_directory_is_a_usage_error(env: dict[str, str]) -> Non
         run(env)
     assert caught.value.message == (f"cannot read config file {path}: "
                                     "not a regular file (a directory)")
+
+
+SECRET = "rt_live_shapesecret"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("profiles = 1\n", "profiles must be a table, not an integer"),
+    (f'profiles = ["{SECRET}"]\n', "profiles must be a table, not an array"),
+    ("[profiles]\ndefault = 5\n", "profiles.default must be a table, not an integer"),
+    (f'[profiles]\nstaging = "{SECRET}"\n', "profiles.staging must be a table, not a string"),
+    ("[profiles.default]\napi_key = 5\n", "profiles.default.api_key must be a string, not an integer"),
+    (f'[profiles.default]\napi_key = ["{SECRET}"]\n',
+     "profiles.default.api_key must be a string, not an array"),
+    ("[profiles.default]\nbase_url = []\n", "profiles.default.base_url must be a string, not an array"),
+    ("[profiles.default]\nbase_url = true\n",
+     "profiles.default.base_url must be a string, not a boolean"),
+    ("[profiles.default]\nbase_url = 1.5\n", "profiles.default.base_url must be a string, not a float"),
+    ("[profiles.default]\napi_key = 1979-05-27\n",
+     "profiles.default.api_key must be a string, not a date or time"),
+    (f'[profiles.default.api_key]\nvalue = "{SECRET}"\n',
+     "profiles.default.api_key must be a string, not a table"),
+    ("active_profile = 3\n", "active_profile must be a string, not an integer"),
+    ('[profiles."we ird.\\u001b[2J"]\napi_key = 7\n',
+     'profiles."we ird.\\u001b[2J".api_key must be a string, not an integer'),
+])
+def test_oddly_shaped_config_is_one_usage_error_naming_the_file_and_key(
+    env: dict[str, str], text: str, message: str
+) -> None:
+    path = write_config(env, text)
+    with pytest.raises(UsageError) as caught:
+        run(env)
+    assert caught.value.message == f"config file {path}: {message}"
+    assert caught.value.hint == f"fix or remove {path}"
+    assert SECRET not in repr(caught.value) and "\x1b" not in caught.value.message
+
+
+def _entry_points(path: Path, env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "resolve": lambda: run(env),
+        "resolve --profile": lambda: run(env, profile="default"),
+        "resolve creating": lambda: resolve(GlobalOptions(profile="new"), env, creating=True),
+        "save_profile": lambda: save_profile(path, "default", {"api_key": KEY}),
+        "remove_profile": lambda: remove_profile(path, "default"),
+        "list_profiles": lambda: list_profiles(GlobalOptions(), env),
+        "switch_profile": lambda: switch_profile(path, "default"),
+    }
+
+
+@pytest.mark.parametrize("entry", ["resolve", "resolve --profile", "resolve creating",
+                                   "save_profile", "remove_profile", "list_profiles",
+                                   "switch_profile"])
+@pytest.mark.parametrize("text", ["profiles = 1\n", "[profiles]\ndefault = 5\n",
+                                  "[profiles.default]\napi_key = 5\n"])
+def test_every_reader_of_the_config_refuses_an_odd_shape(env: dict[str, str], entry: str,
+                                                         text: str) -> None:
+    path = write_config(env, text)
+    with pytest.raises(UsageError, match=r"^config file .*: profiles"):
+        _entry_points(path, env)[entry]()
+    assert path.read_text() == text  # nothing written over it
+
+
+def test_config_that_is_not_utf8_is_a_usage_error(env: dict[str, str]) -> None:
+    path = cfg(env)
+    path.parent.mkdir(mode=0o700, parents=True)
+    path.write_bytes(b'[profiles.default]\napi_key = "rt_\xff"\n')
+    with pytest.raises(UsageError) as caught:
+        run(env)
+    assert caught.value.message == f"config file {path} is not UTF-8 text"
+    assert caught.value.hint == f"fix or remove {path}"
+
+
+def test_config_over_1_mib_is_refused_unread(env: dict[str, str]) -> None:
+    path = write_config(env, "# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(UsageError) as caught:
+        run(env)
+    assert caught.value.message == f"config file {path} is larger than 1 MiB"
+
+
+def test_unknown_keys_in_the_config_are_left_alone(env: dict[str, str]) -> None:
+    # Newer versions may add settings; an older tool neither refuses nor drops them.
+    path = write_config(env, f'theme = 3\n[profiles.default]\napi_key = "{KEY}"\nregion = 1\n')
+    assert run(env).api_key == KEY
+    save_profile(path, "default", {"base_url": STAGING})
+    assert load_config(path, Warnings()) == {
+        "theme": 3, "profiles": {"default": {"api_key": KEY, "region": 1, "base_url": STAGING}}}
 
 
 @posix_only
