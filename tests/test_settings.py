@@ -16,6 +16,8 @@ from retab_cli.errors import AuthError, UsageError
 from retab_cli.settings import (
     DEFAULT_BASE_URL,
     GlobalOptions,
+    ProfileEntry,
+    ProfileList,
     Settings,
     check_key,
     config_dir,
@@ -207,6 +209,235 @@ def test_retab_profile_naming_a_missing_profile_is_not_an_error(env: dict[str, s
     env.update(RETAB_PROFILE="later")
     s = run(env)
     assert (s.profile, s.api_key, s.api_key_source) == ("later", None, "not set")
+
+
+# ---- auth login creates a profile ---------------------------------------------------------------
+
+
+def test_creating_accepts_a_profile_that_does_not_exist_yet(env: dict[str, str],
+                                                           warnings: Warnings) -> None:
+    path = two_profiles(env)
+    s = resolve(GlobalOptions(profile="new"), env, warn=warnings, creating=True)
+    assert (s.profile, s.profile_source, s.base_url, s.base_url_source) == (
+        "new", "--profile", DEFAULT_BASE_URL, "default")
+    assert (s.api_key, s.api_key_source, s.key_refused) == (None, "not set", None)
+    assert s.config_path == path
+    assert warnings == []
+    staging = resolve(GlobalOptions(profile="new", base_url=STAGING), env, creating=True)
+    assert (staging.base_url, staging.base_url_source) == (STAGING, "--base-url")
+
+
+def test_creating_uses_the_base_url_of_an_existing_profile(env: dict[str, str]) -> None:
+    path = two_profiles(env)
+    s = resolve(GlobalOptions(profile="staging"), env, creating=True)
+    assert (s.base_url, s.base_url_source) == (STAGING, f"profile 'staging' in {path}")
+
+
+def test_creating_looks_up_no_key(env: dict[str, str], tmp_path: Path, warnings: Warnings) -> None:
+    # auth login reads its own key: an unreadable key file or a bad stored key is no obstacle.
+    write_config(env, '[profiles.default]\napi_key = "rt bad key"\n')
+    env.update(RETAB_API_KEY_FILE=str(tmp_path / "missing"))
+    s = resolve(GlobalOptions(), env, warn=warnings, creating=True)
+    assert (s.api_key, s.api_key_source, s.key_refused) == (None, "not set", None)
+    assert warnings == []
+
+
+def test_without_creating_an_unknown_profile_is_still_refused(env: dict[str, str]) -> None:
+    two_profiles(env)
+    with pytest.raises(UsageError, match=r"^no profile named 'new' in "):
+        resolve(GlobalOptions(profile="new"), env)
+
+
+def test_unknown_profile_hint_quotes_a_name_the_shell_would_split(env: dict[str, str]) -> None:
+    write_config(env, '[profiles."odd\\nname"]\n[profiles.plain]\n')
+    with pytest.raises(UsageError) as caught:
+        run(env, profile="my staging")
+    assert caught.value.hint == ('known profiles: "odd\\nname", plain; '
+                                 "to create it: retab auth login --profile 'my staging'")
+
+
+def test_a_bad_stored_key_is_refused_when_needed_not_when_resolving(env: dict[str, str]) -> None:
+    # So that `auth login` can replace it and `auth logout` can remove it.
+    path = write_config(env, '[profiles.default]\napi_key = "rt bad key"\n')
+    error = refusal(env)
+    assert error.message == (f"the API key from profile 'default' in {path} contains whitespace, "
+                             "control or non-ASCII characters; refusing to send it")
+    assert error.hint == "run 'retab auth login --profile default'"
+    assert run(env).api_key_source == f"profile 'default' in {path}"
+    save_profile(path, "default", {"api_key": KEY})
+    assert run(env).api_key == KEY
+
+
+# ---- the active profile -----------------------------------------------------------------------
+
+
+def test_active_profile_in_the_config_is_used(env: dict[str, str], warnings: Warnings) -> None:
+    path = two_profiles(env)
+    path.write_text('active_profile = "staging"\n' + path.read_text())
+    s = run(env, warnings)
+    assert (s.profile, s.base_url, s.api_key) == ("staging", STAGING, "rt_test_staging333333333")
+    assert s.profile_source == f"active_profile in {path}"
+    assert warnings == []
+
+
+def test_retab_profile_and_the_flag_beat_the_active_profile(env: dict[str, str]) -> None:
+    path = two_profiles(env)
+    switch_profile(path, "staging")
+    env.update(RETAB_PROFILE="default")
+    s = run(env)
+    assert (s.profile, s.profile_source, s.api_key) == ("default", "RETAB_PROFILE", KEY)
+    env.update(RETAB_PROFILE="staging")
+    s = run(env, profile="default")
+    assert (s.profile, s.profile_source, s.api_key) == ("default", "--profile", KEY)
+
+
+def test_the_environment_still_beats_the_active_profiles_values(env: dict[str, str],
+                                                                warnings: Warnings) -> None:
+    # Like RETAB_PROFILE, and unlike --profile: the switch is a default, not an override.
+    path = two_profiles(env)
+    switch_profile(path, "staging")
+    env.update(RETAB_API_KEY=ENV_KEY)
+    s = run(env, warnings)
+    assert (s.profile, s.api_key, s.api_key_source) == ("staging", ENV_KEY, "RETAB_API_KEY")
+    assert warnings == []
+
+
+def test_active_profile_naming_a_missing_profile_acts_like_retab_profile(env: dict[str, str]) -> None:
+    path = write_config(env, f'active_profile = "gone"\n[profiles.default]\napi_key = "{KEY}"\n')
+    s = run(env)
+    assert (s.profile, s.profile_source, s.api_key) == ("gone", f"active_profile in {path}", None)
+    assert s.api_key_source == "not set"
+
+
+@posix_only
+def test_switch_profile_writes_active_profile_atomically_and_privately(env: dict[str, str]) -> None:
+    path = two_profiles(env)
+    path.chmod(0o644)
+    switch_profile(path, "staging")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_config(path, Warnings()) == {
+        "active_profile": "staging",
+        "profiles": {"default": {"api_key": KEY, "base_url": DEFAULT_BASE_URL},
+                     "staging": {"api_key": "rt_test_staging333333333", "base_url": STAGING}}}
+    assert [p.name for p in path.parent.iterdir()] == ["config.toml"]
+
+
+def test_switch_to_an_unknown_profile_is_exit_2_listing_the_known_ones(env: dict[str, str]) -> None:
+    path = two_profiles(env)
+    before = path.read_bytes()
+    with pytest.raises(UsageError) as caught:
+        switch_profile(path, "prod")
+    assert caught.value.exit_code == 2
+    assert caught.value.message == f"no profile named 'prod' in {path}"
+    assert caught.value.hint == ("known profiles: default, staging; "
+                                 "to create it: retab auth login --profile prod")
+    assert path.read_bytes() == before
+
+
+def test_switch_to_default_always_works_and_clears_the_choice(env: dict[str, str]) -> None:
+    path = write_config(env, '[profiles.staging]\napi_key = "rt_test_s"\n')
+    switch_profile(path, "staging")
+    switch_profile(path, "default")  # not in the file: it is the fallback
+    assert "active_profile" not in load_config(path, Warnings())
+    assert run(env).profile_source == "default"
+
+
+def test_switch_that_changes_nothing_writes_nothing(env: dict[str, str]) -> None:
+    missing = cfg(env)
+    switch_profile(missing, "default")
+    assert not missing.parent.exists()
+
+
+def test_removing_the_active_profile_makes_the_default_active_again(env: dict[str, str]) -> None:
+    path = two_profiles(env)
+    switch_profile(path, "staging")
+    assert remove_profile(path, "staging") is True
+    assert "active_profile" not in load_config(path, Warnings())
+    s = run(env)
+    assert (s.profile, s.profile_source, s.api_key) == ("default", "default", KEY)
+
+
+def test_saving_a_profile_keeps_the_active_choice(env: dict[str, str]) -> None:
+    path = two_profiles(env)
+    switch_profile(path, "staging")
+    save_profile(path, "default", {"api_key": "rt_test_other"})
+    assert load_config(path, Warnings())["active_profile"] == "staging"
+
+
+# ---- auth list ------------------------------------------------------------------------------------
+
+
+def listing_config(env: dict[str, str]) -> Path:
+    return write_config(env, f"""
+[profiles.default]
+api_key = "{KEY}"
+
+[profiles.staging]
+api_key = "rt_test_staging333333333"
+base_url = "{STAGING}"
+
+[profiles.empty]
+base_url = "{STAGING}"
+
+[profiles.broken]
+api_key = "rt_\u201dbroken_QZQZ"
+""")
+
+
+def test_list_profiles_masks_keys_and_marks_the_active_one(env: dict[str, str]) -> None:
+    path = listing_config(env)
+    listing = list_profiles(GlobalOptions(), env)
+    assert listing == ProfileList(path, "default", "default", [
+        ProfileEntry("default", DEFAULT_BASE_URL, "rt_...0000", active=True),
+        ProfileEntry("staging", STAGING, "rt_...3333", active=False),
+        ProfileEntry("empty", STAGING, "none", active=False),
+        ProfileEntry("broken", DEFAULT_BASE_URL, "invalid", active=False),
+    ])
+    assert listing.as_json() == {
+        "config_file": str(path), "active": "default", "active_source": "default",
+        "profiles": [
+            {"name": "default", "base_url": DEFAULT_BASE_URL, "api_key": "rt_...0000",
+             "active": True},
+            {"name": "staging", "base_url": STAGING, "api_key": "rt_...3333", "active": False},
+            {"name": "empty", "base_url": STAGING, "api_key": "none", "active": False},
+            {"name": "broken", "base_url": DEFAULT_BASE_URL, "api_key": "invalid",
+             "active": False},
+        ]}
+    assert "QZQZ" not in repr(listing) and "rt_test" not in repr(listing)
+
+
+@pytest.mark.parametrize(("flags", "extra_env", "active", "source"), [
+    ({"profile": "empty"}, {"RETAB_PROFILE": "default"}, "empty", "--profile"),
+    ({}, {"RETAB_PROFILE": "empty"}, "empty", "RETAB_PROFILE"),
+    ({}, {}, "staging", "active_profile in {path}"),
+])
+def test_list_profiles_says_why_a_profile_is_active(
+    env: dict[str, str], flags: dict[str, str], extra_env: dict[str, str], active: str, source: str
+) -> None:
+    path = listing_config(env)
+    switch_profile(path, "staging")
+    env.update(extra_env)
+    listing = list_profiles(GlobalOptions(**flags), env)
+    assert (listing.active, listing.active_source) == (active, source.format(path=path))
+    assert [p.name for p in listing.profiles if p.active] == [active]
+
+
+def test_list_profiles_with_no_config_and_an_active_profile_not_in_it(env: dict[str, str]) -> None:
+    assert list_profiles(GlobalOptions(), env) == ProfileList(cfg(env), "default", "default", [])
+    env.update(RETAB_PROFILE="later")
+    listing = list_profiles(GlobalOptions(), env)
+    assert (listing.active, listing.profiles) == ("later", [])
+
+
+# ---- what auth status shows --------------------------------------------------------------------
+
+
+def test_describe_key(env: dict[str, str]) -> None:
+    assert run(env).describe_key() == "not set"
+    env.update(RETAB_API_KEY=ENV_KEY)
+    assert run(env).describe_key() == "rt_...1111  (from RETAB_API_KEY)"
+    env.update(RETAB_API_KEY="rt bad")
+    assert run(env).describe_key() == "refused  (from RETAB_API_KEY)"
 
 
 # ---- a stored key belongs to its base URL --------------------------------------------------------
