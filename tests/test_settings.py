@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import stat
 import sys
 from pathlib import Path
@@ -792,6 +793,55 @@ def test_save_profile_writes_0600_in_a_0700_dir_and_round_trips(env: dict[str, s
     assert [p.name for p in path.parent.iterdir()] == ["config.toml"]  # no temp file left
     s = run(env, profile="staging")
     assert (s.api_key, s.base_url) == ("rt_test_s", STAGING)
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o705, 0o777])
+def test_an_existing_loose_config_dir_is_made_private_when_writing(
+    env: dict[str, str], warnings: Warnings, mode: int
+) -> None:
+    path = cfg(env)
+    path.parent.mkdir()
+    path.parent.chmod(mode)
+    save_profile(path, "default", {"api_key": KEY}, warn=warnings)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert warnings == [f"note: made {path.parent} private (mode {mode:o} -> 700): "
+                        "it holds API keys"]
+    save_profile(path, "default", {"api_key": KEY}, warn=warnings)
+    assert len(warnings) == 1  # once
+
+
+@posix_only
+def test_every_writer_makes_the_config_dir_private(env: dict[str, str]) -> None:
+    path = two_profiles(env)
+    for write in (lambda: save_profile(path, "x", {"api_key": KEY}),
+                  lambda: remove_profile(path, "x"),
+                  lambda: switch_profile(path, "staging")):
+        path.parent.chmod(0o755)
+        write()
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+@posix_only
+def test_a_shared_sticky_dir_is_not_tightened(env: dict[str, str], warnings: Warnings) -> None:
+    path = cfg(env)
+    path.parent.mkdir()
+    path.parent.chmod(0o1777)  # like /tmp: not ours to lock
+    save_profile(path, "default", {"api_key": KEY}, warn=warnings)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o1777
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert warnings == []
+
+
+@posix_only
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() != 0, reason="needs chown (root)")
+def test_a_dir_owned_by_someone_else_is_not_tightened(env: dict[str, str]) -> None:
+    path = cfg(env)
+    path.parent.mkdir()
+    path.parent.chmod(0o755)
+    os.chown(path.parent, 65534, -1)
+    save_profile(path, "default", {"api_key": KEY})
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o755
 
 
 def test_save_profile_merges_and_none_removes_a_value(env: dict[str, str]) -> None:
