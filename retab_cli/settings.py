@@ -358,21 +358,32 @@ def _resolve_key(flag: str | None, env: Mapping[str, str], profile: _Profile, ba
     try:
         value, source = _pick_key(flag, env, profile, warn)
     except AuthError as exc:  # an unreadable RETAB_API_KEY_FILE
-        return _Key(None, _key_file_source(env["RETAB_API_KEY_FILE"]), exc.message)
+        return _Key(None, _key_file_source(env["RETAB_API_KEY_FILE"]), exc.message, _FILE_HINT)
     if value is None:
         return _Key(None, NOT_SET)
-    hint = f"run 'retab auth login --profile {shlex.quote(profile.name)}'"
+    hint = _key_hint(source, profile)
     if source == profile.label:
         saved_for = profile.stored.get("base_url") or DEFAULT_BASE_URL
         from retab_cli.urls import api_identity  # not on the --help path
 
         if api_identity(base_url) != api_identity(saved_for):
             return _Key(None, source, f"the key stored in profile {profile.name!r} belongs to "
-                        f"{saved_for}; not sending it to {base_url}", hint + " for this base URL")
+                        f"{saved_for}; not sending it to {base_url}", f"{hint} for this base URL")
     try:
         return _Key(check_key(value, source), source)
     except AuthError as exc:
-        return _Key(None, source, exc.message, hint if source == profile.label else None)
+        return _Key(None, source, exc.message, hint)
+
+
+_FILE_HINT = "RETAB_API_KEY_FILE must name a regular file holding only the key"
+
+
+def _key_hint(source: str, profile: _Profile) -> str | None:
+    if source == profile.label:
+        return f"run 'retab auth login --profile {shlex.quote(profile.name)}'"
+    if source.startswith("RETAB_API_KEY_FILE"):
+        return _FILE_HINT
+    return None  # the general hint for a missing key fits
 
 
 def _pick_key(flag: str | None, env: Mapping[str, str], profile: _Profile,

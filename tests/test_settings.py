@@ -569,6 +569,7 @@ def test_key_file_missing_or_unreadable(env: dict[str, str], tmp_path: Path) -> 
     assert refusal(env).message == (
         f"cannot read RETAB_API_KEY_FILE {tmp_path / 'nope'}: No such file or directory")
     assert run(env).api_key_source == f"RETAB_API_KEY_FILE ({tmp_path / 'nope'})"
+    assert refusal(env).hint == "RETAB_API_KEY_FILE must name a regular file holding only the key"
     binary = tmp_path / "binary"
     binary.write_bytes(b"rt_\xff\xfe_key")  # not UTF-8: refused like any non-ASCII key
     env.update(RETAB_API_KEY_FILE=str(binary))
@@ -605,6 +606,7 @@ def test_key_file_over_4_kib_is_refused_as_too_long(env: dict[str, str], tmp_pat
     key_file.write_bytes(b"a" * 4097)
     assert refusal(env).message == (f"the API key from RETAB_API_KEY_FILE ({key_file}) is longer "
                                     "than 4096 bytes; refusing to use it")
+    assert refusal(env).hint == "RETAB_API_KEY_FILE must name a regular file holding only the key"
 
 
 @posix_only
