@@ -35,7 +35,8 @@ def retab(home: Path, *args: str, env: dict[str, str] | None = None,
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith("RETAB_") and k not in ("NO_COLOR", "FORCE_COLOR")}
     clean.update(RETAB_CONFIG_DIR=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"),
-                 RETAB_API_BASE_URL=NO_SERVER, PYTHONIOENCODING="utf-8", **(env or {}))
+                 RETAB_API_BASE_URL=NO_SERVER, PYTHONIOENCODING="utf-8")
+    clean.update(env or {})
     done = subprocess.run([sys.executable, "-m", "retab_cli", *args], env=clean, input=stdin,
                           capture_output=True, timeout=60, preexec_fn=_cap_memory)
     return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
@@ -168,3 +169,102 @@ def test_login_with_a_non_ascii_key_saves_nothing(tmp_path: Path) -> None:
         "refusing to send it")
     assert "QZQZ" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "config").exists()
+
+
+# ---- repairing a bad stored key ------------------------------------------------------------
+
+
+def test_logout_removes_a_profile_whose_key_is_unusable(tmp_path: Path) -> None:
+    path = write_config(tmp_path, f'[profiles.default]\napi_key = "rt bad {BAD_KEY}"\n'
+                                  f'base_url = "{NO_SERVER}"\n')
+    result = retab(tmp_path, "auth", "logout")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == f"removed profile 'default' from {path}\n"
+    assert path.read_text() == "[profiles]\n"
+
+
+def test_login_replaces_a_stored_key_that_is_unusable(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[profiles.default]\napi_key = "rt bad key"\n'
+                                  f'base_url = "{NO_SERVER}"\n')
+    result = retab(tmp_path, "auth", "login", "--with-key", "--no-verify",
+                   stdin=b"rt_test_goodkey123456\n")
+    assert result.exit_code == 0, result.stderr
+    assert 'api_key = "rt_test_goodkey123456"' in path.read_text()
+
+
+# ---- the contract for wiring commands/auth.py (see the settings report) -----------------------
+# These run the auth commands the way settings.py now supports them. They fail until
+# commands/auth.py calls the new functions; whoever wires it removes the marker.
+
+needs_wiring = pytest.mark.xfail(strict=True, reason="commands/auth.py not wired to settings yet")
+
+
+@needs_wiring
+@pytest.mark.parametrize("where", ["after", "before"])
+def test_login_creates_the_profile_it_names(tmp_path: Path, where: str) -> None:
+    write_config(tmp_path, '[profiles.default]\napi_key = "rt_test_defaultkey1234"\n')
+    args = (["auth", "login", "--with-key", "--no-verify", "--profile", "staging"]
+            if where == "after" else ["--profile", "staging", "auth", "login", "--with-key",
+                                      "--no-verify"])
+    result = retab(tmp_path, *args, stdin=b"rt_test_stagingkey1234\n",
+                   env={"RETAB_API_BASE_URL": "https://staging.retab.example"})
+    assert result.exit_code == 0, result.stderr
+    path = tmp_path / "config" / "config.toml"
+    assert result.stderr == (f"saved the key for https://staging.retab.example in profile "
+                             f"'staging' ({path})\n")
+    listed = retab(tmp_path, "auth", "list", "--json")
+    assert [p["name"] for p in listed.json()["profiles"]] == ["default", "staging"]
+
+
+@needs_wiring
+def test_login_reads_a_few_kib_of_an_endless_stdin(tmp_path: Path) -> None:
+    with open("/dev/zero", "rb") as zeros:
+        done = subprocess.run([sys.executable, "-m", "retab_cli", "auth", "login", "--with-key",
+                               "--no-verify"], stdin=zeros, capture_output=True, timeout=60,
+                              env={**os.environ, "RETAB_CONFIG_DIR": str(tmp_path / "config")},
+                              preexec_fn=_cap_memory)
+    assert done.returncode == 4
+    assert done.stderr.decode().splitlines()[0] == (
+        "error: the API key from stdin is longer than 4096 bytes; refusing to use it")
+
+
+@needs_wiring
+def test_list_switch_and_status_show_the_active_profile(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[profiles.default]\napi_key = "rt_test_defaultkey1234"\n'
+                                  '[profiles.staging]\napi_key = "rt_test_stagingkey1234"\n'
+                                  'base_url = "https://staging.retab.example"\n')
+    switched = retab(tmp_path, "auth", "switch", "staging")
+    assert switched.exit_code == 0, switched.stderr
+    assert switched.stderr == f"active profile: 'staging' ({path})\n"
+    listed = retab(tmp_path, "auth", "list", "--json")
+    assert listed.json() == {
+        "config_file": str(path), "active": "staging",
+        "active_source": f"active_profile in {path}",
+        "profiles": [
+            {"name": "default", "base_url": "https://api.retab.com", "api_key": "rt_...1234",
+             "active": False},
+            {"name": "staging", "base_url": "https://staging.retab.example",
+             "api_key": "rt_...1234", "active": True}]}
+    table = retab(tmp_path, "auth", "list", "-o", "table")
+    assert table.stdout.splitlines() == [
+        "   NAME     BASE URL                       API KEY",
+        "   default  https://api.retab.com          rt_...1234",
+        "*  staging  https://staging.retab.example  rt_...1234"]
+    assert table.stderr == f"active: staging (from active_profile in {path})\n"
+    unknown = retab(tmp_path, "auth", "switch", "prod")
+    assert unknown.exit_code == 2
+    assert unknown.stderr.splitlines() == [
+        f"error: no profile named 'prod' in {path}",
+        "hint: known profiles: default, staging; to create it: retab auth login --profile prod"]
+
+
+@needs_wiring
+def test_status_without_a_key_says_not_set(tmp_path: Path) -> None:
+    result = retab(tmp_path, "auth", "status", "-o", "table")
+    assert result.exit_code == 4
+    assert result.stdout.splitlines() == [
+        "profile    default  (from default)",
+        f"base url   {NO_SERVER}  (from RETAB_API_BASE_URL)",
+        "api key    not set",
+        f"config     {tmp_path / 'config' / 'config.toml'}",
+        "key works  no: no API key configured"]
