@@ -105,9 +105,11 @@ _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a 
 
 
 class NotRegularFile(OSError):
+    """Raised like an OSError so callers report it the same way (they show strerror)."""
+
     def __init__(self, mode: int) -> None:
-        kind = _KINDS.get(stat.S_IFMT(mode), "special")
-        super().__init__(0, f"not a regular file ({kind})")
+        kind = _KINDS.get(stat.S_IFMT(mode))
+        super().__init__(0, f"not a regular file ({kind})" if kind else "not a regular file")
 
 
 def read_regular_file(path: str | Path, limit: int, on_open: Callable[[os.stat_result], None]
@@ -167,6 +169,9 @@ def _parse_toml(data: bytes, path: Path) -> dict[str, Any]:
         line = re.search(r"line (\d+)", str(exc))
         where = f" (line {line.group(1)})" if line else ""
         raise UsageError(f"config file {path} is not valid TOML{where}",
+                         hint=f"fix or remove {path}") from None
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise UsageError(f"config file {path} is not valid TOML (nested too deeply)",
                          hint=f"fix or remove {path}") from None
 
 

@@ -990,6 +990,13 @@ def test_config_over_1_mib_is_refused_unread(env: dict[str, str]) -> None:
     assert caught.value.message == f"config file {path} is larger than 1 MiB"
 
 
+def test_config_nested_too_deeply_is_a_usage_error(env: dict[str, str]) -> None:
+    path = write_config(env, "x = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(UsageError) as caught:
+        run(env)
+    assert caught.value.message == f"config file {path} is not valid TOML (nested too deeply)"
+
+
 def test_unknown_keys_in_the_config_are_left_alone(env: dict[str, str]) -> None:
     # Newer versions may add settings; an older tool neither refuses nor drops them.
     path = write_config(env, f'theme = 3\n[profiles.default]\napi_key = "{KEY}"\nregion = 1\n')
