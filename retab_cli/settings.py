@@ -539,6 +539,13 @@ def _write_config(path: Path, config: Mapping[str, Any], warn: Log) -> None:
 
 
 def _write_private(path: Path, data: bytes, warn: Log) -> None:
+    try:
+        _replace_private(path, data, warn)
+    except OSError as exc:  # a full disk or a read-only directory: one line, not a traceback
+        raise UsageError(f"cannot write config file {path}: {exc.strerror or exc}") from None
+
+
+def _replace_private(path: Path, data: bytes, warn: Log) -> None:
     import tempfile
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

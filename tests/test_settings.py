@@ -874,10 +874,26 @@ def test_save_profile_replaces_atomically(env: dict[str, str], monkeypatch: pyte
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(settings_mod.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(UsageError) as caught:
         save_profile(path, "default", {"api_key": "rt_test_new"})
+    assert caught.value.message == f"cannot write config file {path}: No space left on device"
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["config.toml"]
+
+
+@pytest.mark.parametrize("writer", ["save_profile", "remove_profile", "switch_profile"])
+def test_a_config_that_cannot_be_written_is_one_usage_error(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    path = two_profiles(env)
+
+    def read_only(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    with pytest.raises(UsageError) as caught:
+        _entry_points(path, env)[writer]()
+    assert caught.value.message == f"cannot write config file {path}: Permission denied"
 
 
 def test_remove_profile(env: dict[str, str]) -> None:
@@ -956,7 +972,7 @@ def _entry_points(path: Path, env: dict[str, str]) -> dict[str, Any]:
         "save_profile": lambda: save_profile(path, "default", {"api_key": KEY}),
         "remove_profile": lambda: remove_profile(path, "default"),
         "list_profiles": lambda: list_profiles(GlobalOptions(), env),
-        "switch_profile": lambda: switch_profile(path, "default"),
+        "switch_profile": lambda: switch_profile(path, "staging"),
     }
 
 
