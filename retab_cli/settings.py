@@ -10,10 +10,8 @@ so `auth login`, `logout`, `list` and `switch` still work to repair it.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shlex
 import stat
 import sys
 import tomllib
@@ -205,6 +203,8 @@ def _expect(value: object, kind: type, path: Path, where: list[str]) -> None:
 
 def _key_path(parts: list[str]) -> str:
     """A TOML key path; odd names quoted with escapes, so no file content reaches a terminal raw."""
+    import json  # error paths only: kept off start-up
+
     return ".".join(p if re.fullmatch(r"[A-Za-z0-9_-]+", p) else json.dumps(p) for p in parts)
 
 
@@ -216,7 +216,13 @@ def unknown_profile(name: str, path: Path, known: list[str]) -> UsageError:
     names = ", ".join(_key_path([n]) for n in known)  # names from the file, quoted when odd
     listed = f"known profiles: {names}" if known else "no profiles are configured"
     return UsageError(f"no profile named {name!r} in {path}",
-                      hint=f"{listed}; to create it: retab auth login --profile {shlex.quote(name)}")
+                      hint=f"{listed}; to create it: {_login_command(name)}")
+
+
+def _login_command(profile: str) -> str:
+    import shlex  # error paths only: kept off start-up
+
+    return f"retab auth login --profile {shlex.quote(profile)}"
 
 
 # ---- keys ----------------------------------------------------------------------------------
@@ -385,7 +391,7 @@ _FILE_HINT = "RETAB_API_KEY_FILE must name a regular file holding only the key"
 
 def _key_hint(source: str, profile: _Profile) -> str | None:
     if source == profile.label:
-        return f"run 'retab auth login --profile {shlex.quote(profile.name)}'"
+        return f"run '{_login_command(profile.name)}'"
     if source.startswith("RETAB_API_KEY_FILE"):
         return _FILE_HINT
     return None  # the general hint for a missing key fits
