@@ -95,6 +95,8 @@ class Outcome:
     stopped: str | None = None                               # why creates stopped early
     found: int = 0                                           # documents before sharding
     taken: int = 0                                           # documents of this shard
+    requests: int = 0                                        # sent to the API (retries too)
+    rate_limited: int = 0                                    # of them answered 429
 
     @property
     def exit_code(self) -> int:
@@ -154,6 +156,8 @@ class Batch:
         except BaseExceptionGroup as group:
             raise _first(group) from None
         self.outcome.stopped = self.gate.stopped
+        self.outcome.requests = self.client.budget.sent
+        self.outcome.rate_limited = self.client.budget.rate_limited
         # Every document met has ended by now; one still waiting would be a bug, and it
         # must not pass for a success.
         self.outcome.statuses["unsent"] += sum(len(v) for v in self._waiting.values())

@@ -134,7 +134,8 @@ def _finish(env: Env, request: BatchRequest, journal: Journal, outcome: Outcome)
     code = outcome.exit_code
     _say_how_it_ended(env, request, outcome, totals)
     summary = {"journal": str(request.journal), "exit_code": code, "stopped": outcome.stopped,
-               "documents": dict(sorted(outcome.statuses.items())), "totals": totals.as_dict()}
+               "documents": dict(sorted(outcome.statuses.items())), "totals": totals.as_dict(),
+               "requests": outcome.requests, "rate_limited": outcome.rate_limited}
     if renderer.mode == "json":
         renderer.json(summary)
     elif renderer.mode == "jsonl":

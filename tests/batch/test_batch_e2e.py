@@ -23,6 +23,7 @@ def test_a_folder_of_hundreds_of_documents(cli: Cli, emu: Emulator, tmp_path: Pa
     assert summary["documents"] == {"completed": 243, "local_error": 3}
     assert summary["exit_code"] == 3 and summary["stopped"] is None
     assert summary["totals"]["runs"] == 240
+    assert summary["requests"] == len(emu.requests()) and summary["rate_limited"] == 0
     lines = result.stderr.splitlines()
     assert lines[0] == f"journal: {journal}"
     assert sorted(line for line in lines if line.startswith("skipped: ")) == [
