@@ -7,16 +7,13 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-import shlex
 import sqlite3
-import subprocess
-import sys
-import threading
 from contextlib import redirect_stderr
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from test_watch_e2e import run_in_script
 
 from retab_cli.batch.progress import Progress
 from retab_cli.batch.ui import PLAIN_EVERY, plain_lines
@@ -25,7 +22,7 @@ from retab_cli.render import Renderer
 from .corpus import make_corpus
 from .support import batch_args, creates, emulator_runs, report, spawn
 from cli_support import Cli
-from emulator_support import Emulator, wait_until
+from emulator_support import Emulator
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -132,45 +129,12 @@ def test_a_claim_the_service_forgot_is_looked_up_before_sending(cli: Cli, emu: E
     assert len(creates(emu)) == 2 and len(emulator_runs(emu)) == 2
 
 
-def run_in_script(cli: Cli, args: list[str], ctrl_c_when: str) -> tuple[int, str]:
-    """Under `script` (a pty): type Ctrl-C once `ctrl_c_when` shows; code and screen bytes."""
-    import os
-    import shutil
-
-    if shutil.which("script") is None:
-        pytest.skip("script (util-linux) is not installed")
-    env = {**os.environ, **{k: v for k, v in cli.env.items() if v}, "TERM": "xterm-256color"}
-    command = shlex.join([sys.executable, "-m", "retab_cli", *args])
-    proc = subprocess.Popen(["script", "-qfec", command, "/dev/null"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, env=env)
-    received = bytearray()
-    assert proc.stdout is not None and proc.stdin is not None
-    out = proc.stdout.fileno()
-
-    def read() -> None:
-        while chunk := os.read(out, 4096):
-            received.extend(chunk)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        wait_until(lambda: ctrl_c_when.encode() in received, timeout=30)
-        proc.stdin.write(b"\x03")
-        proc.stdin.flush()
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    reader.join(5)
-    return proc.returncode, received.decode(errors="replace")
-
-
 def test_a_live_display_on_a_terminal_and_ctrl_c(cli: Cli, emu: Emulator,
                                                  tmp_path: Path) -> None:
     corpus = make_corpus(tmp_path / "docs", 2, awkward=False)
     journal = tmp_path / "j.sqlite3"
     emu.next_create("stuck", times=2)
-    code, received = run_in_script(cli, batch_args(corpus.root, journal, "-o", "table"),
+    code, received = run_in_script(cli, *batch_args(corpus.root, journal, "-o", "table"),
                                    ctrl_c_when="2 running")
     assert code == 130, received
     assert "\x1b[?25l" in received  # the live display hid the cursor, then showed it again
