@@ -134,6 +134,7 @@ class Batch:
         self.watcher = watcher or Watcher(client, [], open_ended=True, sweep_above=0)
         self._waiting: dict[int, list[str]] = {}  # run id -> documents of this walk on it
         self._runs: dict[str, int] = {}           # partition id -> run id, while watched
+        self._recorded: dict[str, str] = {}       # partition id -> the status journaled
         self._reads: asyncio.Queue[Row | None] = asyncio.Queue(READ_AHEAD)
         self._claimed: asyncio.Queue[tuple[Row, str] | None] = asyncio.Queue(SENDERS)
         self._splits: asyncio.Queue[SplitJob | None] = asyncio.Queue(SPLIT_QUEUE)
@@ -341,6 +342,8 @@ class Batch:
 
     def _follow(self, run_id: int, partition_id: str, initial: dict[str, Any] | None) -> None:
         self._runs[partition_id] = run_id
+        if initial is not None:  # its status is journaled with it: the watch's first
+            self._recorded[partition_id] = status_of(initial)  # sighting writes nothing
         self.progress.running += 1
         self.watcher.add(partition_id, initial)
 
@@ -357,10 +360,13 @@ class Batch:
         if run_id is None or event.kind == "retry":
             return
         if event.kind == "status":
-            self.journal.record_status(run_id, str(event.new))
-            self._tell_run("status", run_id)
+            if self._recorded.get(event.run.id) != event.new:
+                self.journal.record_status(run_id, str(event.new))
+                self._recorded[event.run.id] = str(event.new)
+                self._tell_run("status", run_id)
             return
         del self._runs[event.run.id]
+        self._recorded.pop(event.run.id, None)
         self.watcher.forget(event.run.id)
         self.progress.running -= 1
         if event.kind == "ended":

@@ -35,8 +35,13 @@ def emulator_runs(emu: Emulator) -> list[dict[str, Any]]:
 
 
 def creates(emu: Emulator) -> list[dict[str, Any]]:
-    """The create requests the emulator logged, oldest first."""
-    return [r for r in emu.requests() if r["method"] == "POST" and r["path"] == "/v1/partitions"]
+    """The create requests the emulator logged, oldest first, one per Idempotency-Key:
+    a retry of the client's (a slow answer on a loaded machine) resends the same request."""
+    first: dict[str, dict[str, Any]] = {}
+    for r in emu.requests():
+        if r["method"] == "POST" and r["path"] == "/v1/partitions":
+            first.setdefault(r["headers"].get("idempotency-key", ""), r)
+    return list(first.values())
 
 
 def batch_args(docs: Path, journal: Path, *extra: str) -> list[str]:

@@ -121,12 +121,12 @@ def test_a_claim_the_service_forgot_is_looked_up_before_sending(cli: Cli, emu: E
     forget_answers(0)
     emu.clear_requests()
     assert cli(*batch_args(corpus.root, journal)).exit_code == 0
-    assert len(creates(emu)) == 2 and len(emulator_runs(emu)) == 2
+    assert len(creates(emu)) == 2 and len(emulator_runs(emu)) == 2, creates(emu)
     # Forgotten and never made: the listing finds nothing, so it is sent.
     emu.reset()
     forget_answers(2)
     assert cli(*batch_args(corpus.root, journal)).exit_code == 0
-    assert len(creates(emu)) == 2 and len(emulator_runs(emu)) == 2
+    assert len(creates(emu)) == 2 and len(emulator_runs(emu)) == 2, emu.requests()
 
 
 def test_a_live_display_on_a_terminal_and_ctrl_c(cli: Cli, emu: Emulator,
