@@ -18,7 +18,7 @@ from retab_cli.commands._options import (
     YesOpt,
 )
 from retab_cli.errors import UsageError
-from retab_cli.statuses import ACTIVE_ORDER
+from retab_cli.statuses import ACTIVE_ORDER, TERMINAL
 
 if TYPE_CHECKING:
     from retab_cli.bulk import Tally
@@ -160,6 +160,6 @@ def _show(env: Env, raw: dict[str, Any]) -> None:
 
         status = str(raw.get("status", ""))
         note = "" if status == "cancelled" else "already ended; unchanged"
-        if status not in ("completed", "failed", "cancelled"):
+        if status not in TERMINAL:
             note = "cancel requested"
         tables.result_lines(env.renderer, [(str(raw.get("id", "")), status, note)])

@@ -34,7 +34,7 @@ from rich.text import Span, Text
 from retab_cli.models import Partition, PartitionChunkLikelihood, PrimitiveError
 from retab_cli.parsing import parse_time
 from retab_cli.render import Renderer, dumps, format_number, isatty, pick, sanitize
-from retab_cli.statuses import KNOWN_STATUSES
+from retab_cli.statuses import ACTIVE, KNOWN_STATUSES
 
 # A table cell before layout: its plain text and a rich style ("" for none).
 Cell = tuple[str, str]
@@ -412,7 +412,7 @@ def _consensus_text(p: Partition) -> str:
 
 
 def _no_output_note(p: Partition, with_output: bool) -> str | None:
-    if p.status in ("pending", "queued", "in_progress"):
+    if p.status in ACTIVE:
         return "output appears when the run completes"
     if p.status == "completed" and not with_output:
         return "chunks not fetched: run without --no-output to see them"
