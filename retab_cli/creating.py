@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from retab_cli.errors import OutcomeUnknownError, RetabError, UsageError
+from retab_cli.errors import BadResponseError, OutcomeUnknownError, RetabError, UsageError
 
 if TYPE_CHECKING:
-    from retab_cli.bulk import Outcome
+    from retab_cli.bulk import Ledger, Outcome, Reporter
     from retab_cli.client import Client
     from retab_cli.documents import Document
 
@@ -160,9 +160,10 @@ def dry_run_requests(options: CreateOptions, documents: Sequence[Document],
 
 async def send_creates(client: Client, options: CreateOptions, documents: Sequence[Document],
                        keys: Sequence[str], emit: Callable[[Outcome], None], *,
-                       answered: set[int], advance: Callable[[str], None] | None = None) -> None:
+                       ledger: Ledger, advance: Callable[[str], None] | None = None) -> None:
     """One create per document; `emit` gets each outcome (its item is the document's
-    index) in input order, `answered` the indexes the server answered."""
+    index) in input order. `ledger` (over the indexes) says, if it stops early, which
+    creates were answered, in flight or never sent."""
     import asyncio
 
     from retab_cli.bulk import ByteBudget, ordered
@@ -174,20 +175,76 @@ async def send_creates(client: Client, options: CreateOptions, documents: Sequen
         async with in_flight.hold(document.size or 0):
             body = await asyncio.to_thread(options.body, document)
             result = await client.create(body, idempotency_key=keys[index])
-        answered.add(index)
         if advance:
             advance(document.filename)
+        if not isinstance(result.data, dict):  # an answer, but not a run: this one failed
+            raise BadResponseError("unusable response: expected a partition object",
+                                   request_id=result.request_id)
         data: dict[str, Any] = result.data
         return data
 
-    await ordered(list(range(len(documents))), one, emit, limit=UPLOADS_AT_ONCE)
+    await ordered(ledger.items, one, emit, limit=UPLOADS_AT_ONCE, ledger=ledger)
+
+
+def report_unfinished(out: Reporter, options: CreateOptions, documents: Sequence[Document],
+                      keys: Sequence[str], ledger: Ledger, *, wait: bool, why: str,
+                      created: Sequence[str] = ()) -> None:
+    """After a stop (interrupt, closed stdout): how many runs were created, then the safe
+    re-run command of every document whose create was in flight (outcome unknown) or
+    never sent. `created`: the ids, when stdout could not show them. Longer lists go to
+    a private file, a script that runs the commands (the ids in comments)."""
+    from retab_cli.bulk import DONE, FAILED, HINT_IDS, IN_FLIGHT, NOT_SENT, save_private
+
+    counts = [(len(ledger.indexes(FAILED)), "failed"),
+              (len(ledger.indexes(IN_FLIGHT)), "outcome unknown (in flight)"),
+              (len(ledger.indexes(NOT_SENT)), "not sent")]
+    out.warn(f"{why}: created {len(ledger.indexes(DONE))} of {len(documents)} run(s)"
+             + "".join(f"; {n} {what}" for n, what in counts if n))
+    if created:
+        out.warn(f"  created ({len(created)}): " + " ".join(created[:HINT_IDS])
+                 + (" …" if len(created) > HINT_IDS else ""))
+    commands = counts[1][0] + counts[2][0]
+    lines = _rerun_lines(options, documents, keys, ledger, wait)
+    if lines:
+        out.warn(f"{why} before every create was answered; to retry safely (no duplicate "
+                 "runs):")
+    if commands <= HINT_IDS and len(created) <= HINT_IDS:
+        for line in lines:
+            out.warn(f"  {line}")
+        return
+    script = [f"# retab partitions create, {why}", *(f"# created: {i}" for i in created),
+              *lines]
+    saved = save_private("\n".join(script) + "\n", prefix="create-stopped-")
+    if saved is None:  # no file to point at: everything on stderr, then
+        for line in lines:
+            out.warn(f"  {line}")
+    elif commands:
+        out.warn(f"  sh {saved}   (a private file: the {commands} command(s) and the ids "
+                 "created)")
+    else:
+        out.warn(f"  every id created: {saved}")
+
+
+def _rerun_lines(options: CreateOptions, documents: Sequence[Document], keys: Sequence[str],
+                 ledger: Ledger, wait: bool) -> list[str]:
+    """The re-run commands of the creates not answered, under a # comment per kind."""
+    from retab_cli.bulk import IN_FLIGHT, NOT_SENT
+
+    lines = []
+    for label, state in (("outcome unknown, in flight", IN_FLIGHT), ("not sent", NOT_SENT)):
+        todo = ledger.indexes(state)
+        if todo:
+            lines.append(f"# {label} ({len(todo)})")
+            lines.extend(options.rerun(documents[i], keys[i], wait) for i in todo)
+    return lines
 
 
 def explain_failure(error: RetabError, options: CreateOptions, document: Document, key: str,
                     wait: bool) -> None:
     """Name the document in the error and, when the outcome is unknown, the safe retry."""
     error.file = document.label if document.label != "data URL" else document.filename
-    if isinstance(error, OutcomeUnknownError):
+    # A 200 that is not a run may still have started one: the key makes a retry safe.
+    if isinstance(error, OutcomeUnknownError | BadResponseError):
         error.hint = ("retry safely (no duplicate run) with: "
                       + options.rerun(document, key, wait))
     if not error.message.startswith(document.filename):

@@ -66,6 +66,9 @@ class Env:
 
     def fail(self, error: RetabError) -> int:
         """Report an error; its exit code."""
+        if isinstance(error, NothingToDo):
+            self.renderer.info(error.message)
+            return errors.OK
         self.renderer.error(error)
         return error.exit_code
 
@@ -96,6 +99,14 @@ class Env:
 # ---- input ---------------------------------------------------------------------------
 
 
+class NothingToDo(RetabError):
+    """`-` read no ids (`list -q | cancel -` with nothing listed): a note, exit 0, not an
+    error (docs/design.md §12)."""
+
+    def __init__(self) -> None:
+        super().__init__("no ids given; nothing to do", exit_code=errors.OK)
+
+
 def read_ids(args: Sequence[str], *, stdin: Any = None) -> list[str]:
     """Ids from arguments, or `-` for stdin: blanks and # comments skipped, de-duplicated
     in order, every one validated before anything is sent."""
@@ -113,7 +124,7 @@ def read_ids(args: Sequence[str], *, stdin: Any = None) -> list[str]:
     for value in raw:
         seen.setdefault(validate_id(value), None)
     if not seen:
-        raise UsageError("no partition ids on stdin")
+        raise NothingToDo()
     return list(seen)
 
 

@@ -14,7 +14,7 @@ from retab_cli.commands._common import command
 from retab_cli.commands._options import RunFlags
 
 if TYPE_CHECKING:
-    from retab_cli.bulk import Outcome, Tally
+    from retab_cli.bulk import Ledger, Outcome, Tally
     from retab_cli.client import Client
     from retab_cli.creating import CreateOptions
     from retab_cli.documents import Document
@@ -69,7 +69,8 @@ def create(
     send: SendFlags,
 ) -> int:
     """Partition documents along a key (one chunk per invoice, per contract, ...)."""
-    from retab_cli.creating import DEFAULT_SYNC_TIMEOUT, dry_run_requests
+    from retab_cli.bulk import Ledger, Tally
+    from retab_cli.creating import DEFAULT_SYNC_TIMEOUT, dry_run_requests, report_unfinished
     from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
 
     plan = _plan(env, files or [], url, run, send)
@@ -78,13 +79,13 @@ def create(
         env.renderer.objects(requests, single=True)
         env.renderer.info(f"dry run: {len(requests)} request(s) not sent")
         return errors.OK
-    answered: set[int] = set()
+    ledger, created = Ledger(range(len(plan.documents))), Tally(env.renderer.error)
     session = WatchSession()
     sync_timeout = None if plan.options.background else (plan.deadline or DEFAULT_SYNC_TIMEOUT)
 
     async def main() -> int:
         async with env.client(request_timeout=sync_timeout) as client:
-            created = await _create_all(env, client, plan, answered)
+            await _create_all(env, client, plan, ledger, created)
             if plan.wait and created.values:
                 code = await watch_until_terminal(env, client, created.values, plan.deadline,
                                                   single=len(plan.documents) == 1,
@@ -92,18 +93,26 @@ def create(
                 return errors.worst([code, *created.codes])
         return created.code
 
+    def stopped(why: str, ids_shown: bool) -> None:
+        # Every run answered is shown (stdout when it is there), every other document
+        # gets its safe re-run command.
+        ids = [] if ids_shown else [str(v.get("id")) for v in created.values]
+        report_unfinished(env.renderer, plan.options, plan.documents, plan.keys, ledger,
+                          wait=plan.wait, why=why, created=ids)
+
     async def on_interrupt(code: int) -> None:
         if session.watcher is not None:
             await report_interrupt(env, session, cancel=False, code=code)
-        pending = [i for i in range(len(plan.documents)) if i not in answered]
-        if pending:
-            env.renderer.warn("interrupted before every create was answered; to retry safely "
-                              "(no duplicate runs):")
-        for index in pending:
-            env.renderer.warn("  " + plan.options.rerun(plan.documents[index], plan.keys[index],
-                                                        plan.wait))
+            return
+        _show_created(env, created.values, single=len(plan.documents) == 1,
+                      streamed=not plan.wait)
+        stopped("interrupted", ids_shown=True)
 
-    return env.run(main, on_interrupt=on_interrupt)
+    def on_broken_pipe() -> int:
+        stopped("stdout was closed", ids_shown=False)
+        return errors.ERROR
+
+    return env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
 
 
 def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: SendFlags) -> Plan:
@@ -126,14 +135,13 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: Send
     return Plan(options, documents, keys, deadline, send.wait)
 
 
-async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) -> Tally:
+async def _create_all(env: Env, client: Client, plan: Plan, ledger: Ledger,
+                      created: Tally) -> None:
     """Send the creates, showing each result as it comes (or, with --wait, leaving the
     showing to the watch)."""
-    from retab_cli.bulk import Tally
     from retab_cli.creating import explain_failure, send_creates
 
     renderer, documents = env.renderer, plan.documents
-    created = Tally(renderer.error)
 
     def emit(outcome: Outcome) -> None:
         if outcome.error is not None:
@@ -150,10 +158,12 @@ async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) 
 
     progress = _progress(env, len(documents))
     with progress or contextlib.nullcontext():
-        await send_creates(client, plan.options, documents, plan.keys, emit, answered=answered,
+        await send_creates(client, plan.options, documents, plan.keys, emit, ledger=ledger,
                            advance=progress.advance if progress else None)
-    _show_created(env, created.values, wait=plan.wait, single=len(documents) == 1)
-    return created
+    if plan.wait:  # the watch shows the runs and remembers their ids
+        _say_created(env, created.values)
+    else:
+        _show_created(env, created.values, single=len(documents) == 1, streamed=True)
 
 
 def _progress(env: Env, total: int) -> Any:
@@ -164,15 +174,18 @@ def _progress(env: Env, total: int) -> Any:
     return UploadProgress(env.renderer, total=total)
 
 
-def _show_created(env: Env, values: list[dict[str, Any]], *, wait: bool, single: bool) -> None:
-    if wait:  # the watch shows the runs and remembers their ids
-        if values:
-            ids = ", ".join(str(f.get("id")) for f in values[:5])
-            env.renderer.info(f"created {len(values)} run(s): {ids}"
-                              + (" …" if len(values) > 5 else ""))
-        return
+def _say_created(env: Env, values: list[dict[str, Any]]) -> None:
+    if values:
+        ids = ", ".join(str(f.get("id")) for f in values[:5])
+        env.renderer.info(f"created {len(values)} run(s): {ids}"
+                          + (" …" if len(values) > 5 else ""))
+
+
+def _show_created(env: Env, values: list[dict[str, Any]], *, single: bool,
+                  streamed: bool) -> None:
+    """The runs created, on stdout in the chosen mode (jsonl: unless `streamed` already)."""
     from retab_cli.recent import remember
 
     remember(str(f.get("id", "")) for f in values)
-    if env.renderer.mode != "jsonl" and values:
+    if values and not (streamed and env.renderer.mode == "jsonl"):
         env.renderer.partitions(values, single=single)

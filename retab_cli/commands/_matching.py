@@ -1,0 +1,120 @@
+"""What a bulk command (cancel, delete) acts on: ids given, or `--all-matching [filters]`.
+
+Written once for both: the filters checked against the ids, the matching runs listed
+once (a snapshot, so runs that start matching meanwhile are left alone), counted, then
+shown for `--dry-run` or confirmed (docs/design.md §1, §9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from retab_cli.commands._options import FilenameOpt, SinceOpt, StatusOpt, UntilOpt
+from retab_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from retab_cli.bulk import Ledger, Tally
+    from retab_cli.client import Client
+    from retab_cli.paging import ListQuery
+    from retab_cli.session import Env
+
+
+@dataclass(frozen=True)
+class Action:
+    """One bulk command as this module needs to name it."""
+
+    verb: str  # "cancel"
+    done: str  # "cancelled"
+    request: str  # the dry-run line, with {id}
+    question: str  # the confirmation, with {n}
+    statuses: tuple[str, ...] = ()  # --all-matching without --status: these (none: all)
+    confirm_ids: bool = False  # ids given by hand are confirmed too
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The list filters `--all-matching` takes."""
+
+    status: StatusOpt = None
+    filename: FilenameOpt = None
+    since: SinceOpt = None
+    until: UntilOpt = None
+
+    def given(self) -> bool:
+        return bool(self.status or self.filename or self.since or self.until)
+
+
+def matching_query(action: Action, ids: list[str] | None, all_matching: bool,
+                   filters: Filters) -> ListQuery | None:
+    """The query for --all-matching, checked; None when ids were given instead."""
+    if not all_matching:
+        if filters.given():
+            raise UsageError("--status/--filename/--since/--until need --all-matching")
+        if not ids:
+            raise UsageError("no partition ids given (pass ids, - for stdin, or "
+                             "--all-matching with filters)")
+        return None
+    if ids:
+        raise UsageError("give either ids or --all-matching, not both")
+    if not filters.given():
+        raise UsageError("--all-matching needs at least one filter (--status, --filename, "
+                         "--since, --until)")
+    from retab_cli.paging import build_query
+
+    return build_query(filters.status or list(action.statuses), filters.filename,
+                       filters.since, filters.until, limit=None)
+
+
+def settle_ids(env: Env, action: Action, wanted: list[str], *, dry_run: bool,
+               yes: bool) -> bool:
+    """Ids given by hand: shown for --dry-run, or confirmed if the action asks for it;
+    whether to go on. Needs no client (a dry run needs no key)."""
+    if dry_run:
+        _dry_run(env, action, wanted)
+        return False
+    if action.confirm_ids:
+        _confirm(env, action, wanted, yes)
+    return True
+
+
+async def snapshot_matching(env: Env, client: Client, action: Action, query: ListQuery, *,
+                            dry_run: bool, yes: bool) -> list[str]:
+    """The runs matching `query`, listed once, counted, then shown (--dry-run: nothing
+    returned) or confirmed. An empty result means there is nothing to do."""
+    from retab_cli.paging import snapshot_ids
+
+    wanted = await snapshot_ids(client, query)
+    if not wanted:
+        env.renderer.info(f"no partitions match; nothing to {action.verb}")
+        return []
+    if dry_run:
+        _dry_run(env, action, wanted)
+        return []
+    env.renderer.info(f"{len(wanted)} partition(s) match")
+    _confirm(env, action, wanted, yes)
+    return wanted
+
+
+def _confirm(env: Env, action: Action, wanted: list[str], yes: bool) -> None:
+    from retab_cli.session import confirm_destructive
+
+    confirm_destructive(env, action.question.format(n=len(wanted)), yes,
+                        declined=f"nothing {action.done}")
+
+
+def _dry_run(env: Env, action: Action, wanted: list[str]) -> None:
+    for partition_id in wanted:
+        env.renderer.line(action.request.format(id=partition_id))
+    env.renderer.info(f"dry run: would {action.verb} {len(wanted)} partition(s); nothing sent")
+
+
+def report_interrupted(env: Env, action: Action, ledger: Ledger, tally: Tally, *,
+                       single: bool) -> None:
+    """After Ctrl-C/SIGTERM: in JSON, the objects of the ids done (the other modes showed
+    each as it came), then where every id stands."""
+    from retab_cli.bulk import report_stopped
+
+    if env.renderer.mode == "json" and tally.values:
+        env.renderer.json_result(tally.values, single=single)
+    report_stopped(env.renderer, action.done, ledger, "interrupted")
