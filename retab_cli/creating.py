@@ -177,13 +177,26 @@ async def send_creates(client: Client, options: CreateOptions, documents: Sequen
             result = await client.create(body, idempotency_key=keys[index])
         if advance:
             advance(document.filename)
-        if not isinstance(result.data, dict):  # an answer, but not a run: this one failed
-            raise BadResponseError("unusable response: expected a partition object",
-                                   request_id=result.request_id)
-        data: dict[str, Any] = result.data
-        return data
+        return _run_of(result.data, result.request_id)
 
     await ordered(ledger.items, one, emit, limit=UPLOADS_AT_ONCE, ledger=ledger)
+
+
+def _run_of(data: Any, request_id: str | None) -> dict[str, Any]:
+    """The run a create answered, or, when the answer is not a run this tool can show,
+    watch or name again (no object, no valid id), that document's own failure."""
+    from retab_cli.client import validate_id
+
+    if not isinstance(data, dict):
+        raise BadResponseError("unusable response: expected a partition object",
+                               request_id=request_id)
+    run_id = data.get("id")
+    try:
+        validate_id(run_id if isinstance(run_id, str) else "")
+    except UsageError:
+        raise BadResponseError("unusable response: the partition object has no valid id",
+                               request_id=request_id) from None
+    return data
 
 
 def report_unfinished(out: Reporter, options: CreateOptions, documents: Sequence[Document],

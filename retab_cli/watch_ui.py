@@ -10,7 +10,6 @@ for --cancel-on-interrupt sends the cancels first, in the same event loop.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -243,27 +242,14 @@ async def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
         if len(active) <= LIST_IN_HINT:
             renderer.warn(f"resume: retab partitions watch {' '.join(active)}")
             renderer.warn(f"cancel: retab partitions cancel {' '.join(active)}")
-        else:
-            saved = _save_ids(active)
-            renderer.warn(f"resume: retab partitions watch - < {saved}")
-            renderer.warn(f"cancel: retab partitions cancel - < {saved}")
+        else:  # too many for one line: a private file the hint can feed back
+            from retab_cli.bulk import save_private
 
-
-def _save_ids(ids: list[str]) -> str:
-    """Too many ids for one line: keep them in a private file the hint can feed back."""
-    import tempfile
-
-    from retab_cli.recent import cache_path
-
-    folder = cache_path().parent
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="interrupted-", suffix=".txt", dir=folder)
-    except OSError:
-        fd, name = tempfile.mkstemp(prefix="retab-interrupted-", suffix=".txt")
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write("\n".join(ids) + "\n")
-    return name
+            saved = save_private("\n".join(active) + "\n", prefix="interrupted-")
+            renderer.warn(f"resume: retab partitions watch - < {saved}" if saved else
+                          f"resume: retab partitions watch {' '.join(active)}")
+            renderer.warn(f"cancel: retab partitions cancel - < {saved}" if saved else
+                          f"cancel: retab partitions cancel {' '.join(active)}")
 
 
 async def _cancel_active(env: Env, ids: list[str]) -> dict[str, str]:

@@ -14,10 +14,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cli_support import Cli
+from cli_support import SAMPLE_PDF, Cli
 from emulator_support import Emulator, start_emulator, wait_until
 
 SLOW = 60.0  # seconds the emulator holds a "slow" request: far beyond any test
@@ -224,3 +225,94 @@ def test_a_stopped_bulk_command_reports_done_in_flight_and_not_sent(
     rest = cli("partitions", verb, "-", "--yes", "-q", input=Path(saved.group(1)).read_text())
     assert rest.exit_code in (0, 6), rest.stderr
     assert handled(own_emu, method, path) == set(ids)
+
+
+# ---- item 9: one bad reply is that document's failure only --------------------------------
+
+
+@pytest.mark.parametrize("mode", [["--background", "--json"], ["-q"], ["--wait", "-q"]])
+def test_a_create_answered_with_something_else_fails_alone(cli: Cli, tmp_path: Path,
+                                                           mode: list[str]) -> None:
+    files = documents(tmp_path, 3)
+    # The second create to arrive is answered 200 with `[]`: no run for it.
+    cli.emu.add_fault(method="POST", path="^/v1/partitions$", delay=0)
+    cli.emu.add_fault(method="POST", path="^/v1/partitions$", status=200, body=[])
+    result = cli.run("partitions", "create", *files, "--key", "invoice number", *mode)
+    assert result.exit_code == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    printed = ([r["id"] for r in result.json()] if "--json" in mode
+               else result.stdout.split())
+    assert len(printed) == 2 and set(printed) == server_ids(cli)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert re.fullmatch(rf"error: {tmp_path}/doc[012]\.txt: unusable response: expected a "
+                        r"partition object \(request_id req_\w+\)", errors[0])
+    # A 200 that is not a run may still have started one: the safe retry is given.
+    assert "hint: retry safely (no duplicate run) with: retab partitions create" in result.stderr
+
+
+# ---- item 15: create never waits on a terminal, nor on a run id it cannot watch ------------
+
+
+def test_create_from_stdin_refuses_a_terminal(cli: Cli) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, **{k: v for k, v in cli.env.items() if v}}
+    proc = subprocess.Popen([sys.executable, "-m", "retab_cli", "partitions", "create", "-",
+                             "--filename", "scan.pdf", "--key", "k"], env=env, stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(slave)
+    try:
+        out, err = proc.communicate(timeout=30)  # before: blocked reading the terminal
+    finally:
+        proc.kill()
+        os.close(master)
+    assert proc.returncode == 2
+    assert out == b""
+    assert err.decode().splitlines() == [
+        "error: '-' reads the document from stdin, but stdin is a terminal",
+        "hint: pipe it in, e.g. retab partitions create - --filename scan.pdf --key KEY "
+        "< scan.pdf"]
+    assert [r for r in cli.emu.requests() if r["method"] == "POST"] == []
+
+
+@pytest.mark.parametrize("run_id", ["not a valid id!", None, 7])
+def test_create_wait_fails_at_once_on_a_run_id_it_cannot_watch(cli: Cli, run_id: Any) -> None:
+    body = {"object": "partition", "status": "queued", "output": []}
+    if run_id is not None:
+        body["id"] = run_id
+    cli.emu.add_fault(method="POST", path="^/v1/partitions$", status=200, body=body)
+    result = cli.run("partitions", "create", str(SAMPLE_PDF), "--key", "k", "--wait",
+                     "--timeout", "30s", "-q")
+    assert result.exit_code == 1, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {SAMPLE_PDF}: unusable response: the partition "
+                                    "object has no valid id (request_id req_")
+    assert "Traceback" not in result.stderr
+    # Nothing was polled: before, it polled until the timeout (or ended at once with 0).
+    assert [r for r in cli.emu.requests() if r["method"] == "GET"] == []
+
+
+# ---- issue 9: an empty id list is nothing to do ---------------------------------------------
+
+
+def test_an_empty_pipeline_is_nothing_to_do(cli: Cli) -> None:
+    env = {**os.environ, **{k: v for k, v in cli.env.items() if v}}
+    tool = f"{shlex.quote(sys.executable)} -m retab_cli partitions"
+    proc = subprocess.run(["sh", "-c", f"{tool} list --status queued -q | {tool} cancel - --yes"],
+                          env=env, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b""
+    assert proc.stderr.decode() == "no ids given; nothing to do\n"
+
+
+@pytest.mark.parametrize("command", [["get"], ["get", "--exit-status"], ["watch"],
+                                     ["cancel", "--yes"], ["delete", "--yes"]])
+@pytest.mark.parametrize("given", ["", "\n  \n# only a comment\n"])
+def test_every_command_taking_ids_does_nothing_for_none(cli: Cli, command: list[str],
+                                                        given: str) -> None:
+    result = cli("partitions", command[0], "-", *command[1:], "--json", input=given)
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "no ids given; nothing to do\n"
+    assert cli.emu.requests() == []

@@ -120,6 +120,7 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: Send
 
     from retab_cli.creating import DocumentSource, check_idempotency_key, require_key
     from retab_cli.parsing import parse_duration
+    from retab_cli.session import stdin_is_tty
 
     require_key(run.key)
     if send.background and send.wait:
@@ -128,6 +129,10 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: Send
         raise errors.UsageError("--timeout applies to a synchronous create or --wait")
     options = run.options(background=send.background or send.wait)
     deadline = parse_duration(send.timeout, "--timeout") if send.timeout else None
+    if files == ["-"] and url is None and stdin_is_tty():  # reading it would block
+        raise errors.UsageError("'-' reads the document from stdin, but stdin is a terminal",
+                                hint="pipe it in, e.g. retab partitions create - --filename "
+                                     "scan.pdf --key KEY < scan.pdf")
     source = DocumentSource(tuple(files), url, send.filename, send.mime_type)
     documents = source.load(sys.stdin.buffer, env.renderer.warn)
     check_idempotency_key(send.idempotency_key, len(documents))
