@@ -3,20 +3,22 @@
 `CreateOptions` is what every run of one invocation shares (`create` now, `batch`
 next); `DocumentSource` says where the documents come from; `send_creates` posts one
 request per document (bounded by count and by bytes in flight, one Idempotency-Key
-each, results in input order); `rerun` is the ready command that retries one document
-without creating a duplicate run.
+each, results in input order); `Creates` is one invocation's sends and what came back,
+and `report_unfinished` what a stop left undone; `rerun` is the ready command that
+retries one document without creating a duplicate run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from retab_cli import errors
 from retab_cli.errors import BadResponseError, OutcomeUnknownError, RetabError, UsageError
 
 if TYPE_CHECKING:
-    from retab_cli.bulk import Ledger, Outcome, Reporter
+    from retab_cli.bulk import Ledger, Outcome, Reporter, Tally
     from retab_cli.client import Client
     from retab_cli.documents import Document
 
@@ -141,6 +143,61 @@ def check_idempotency_key(key: str | None, documents: int) -> None:
         raise UsageError("--idempotency-key needs a single document")
     if not key.strip() or not key.isprintable():
         raise UsageError("--idempotency-key must be printable and not empty")
+
+
+@dataclass
+class Creates:
+    """One invocation's creates: what is sent, then, as the answers come, the runs and
+    their exit codes (`tally`) and where every document stands (`ledger`), so a stop
+    (an interrupt, a closed stdout) can say what was created and how to retry the rest."""
+
+    options: CreateOptions
+    documents: list[Document]
+    keys: list[str]
+    wait: bool = False
+    deadline: float | None = None
+    ledger: Ledger = field(init=False)
+    tally: Tally = field(init=False)
+
+    def __post_init__(self) -> None:
+        from retab_cli.bulk import Ledger, Tally
+
+        self.ledger = Ledger(range(len(self.documents)))
+        self.tally = Tally()
+
+    @property
+    def single(self) -> bool:
+        return len(self.documents) == 1
+
+    async def send(self, client: Client, out: Reporter, *,
+                   stream: Callable[[dict[str, Any]], None] | None = None,
+                   advance: Callable[[str], None] | None = None) -> None:
+        """Send every create: each failure reported through `out` (naming its document,
+        with the safe retry when its outcome is unknown), each run kept and, in input
+        order, given to `stream`."""
+        self.tally.report = out.error
+
+        def emit(outcome: Outcome) -> None:
+            if outcome.error is not None:
+                index = outcome.item
+                explain_failure(outcome.error, self.options, self.documents[index],
+                                self.keys[index], self.wait)
+                self.tally.failed(outcome.error)
+                return
+            self.tally.values.append(outcome.value)
+            if not self.options.background:
+                self.tally.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
+            if stream is not None:
+                stream(outcome.value)
+
+        await send_creates(client, self.options, self.documents, self.keys, emit,
+                           ledger=self.ledger, advance=advance)
+
+    def report_stop(self, out: Reporter, why: str, *, ids_shown: bool) -> None:
+        """`report_unfinished`, naming the runs created unless stdout showed them."""
+        ids = [] if ids_shown else [str(v.get("id")) for v in self.tally.values]
+        report_unfinished(out, self.options, self.documents, self.keys, self.ledger,
+                          wait=self.wait, why=why, created=ids)
 
 
 def dry_run_requests(options: CreateOptions, documents: Sequence[Document],

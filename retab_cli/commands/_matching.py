@@ -1,12 +1,15 @@
-"""What a bulk command (cancel, delete) acts on: ids given, or `--all-matching [filters]`.
+"""A bulk command (cancel, delete) from ids given or `--all-matching [filters]` to the
+report of a stop: `run_bulk`.
 
 Written once for both: the filters checked against the ids, the matching runs listed
 once (a snapshot, so runs that start matching meanwhile are left alone), counted, then
-shown for `--dry-run` or confirmed (docs/design.md §1, §9).
+shown for `--dry-run` or confirmed (docs/design.md §1, §9); an interrupt or a closed
+stdout reports where every id stands.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,6 +35,20 @@ class Action:
     confirm_ids: bool = False  # ids given by hand are confirmed too
 
 
+@dataclass
+class Targets:
+    """The ids a bulk command acts on (`ledger.items`), where each stands, what came back,
+    and whether one id was given (one object in JSON, not an array)."""
+
+    ledger: Ledger
+    tally: Tally
+    single: bool
+
+
+Act = Callable[["Client", Targets], Awaitable[int]]
+Interrupted = Callable[[int], Awaitable[bool]]
+
+
 @dataclass(frozen=True)
 class Filters:
     """The list filters `--all-matching` takes."""
@@ -45,7 +62,7 @@ class Filters:
         return bool(self.status or self.filename or self.since or self.until)
 
 
-def matching_query(action: Action, ids: list[str] | None, all_matching: bool,
+def _matching_query(action: Action, ids: list[str] | None, all_matching: bool,
                    filters: Filters) -> ListQuery | None:
     """The query for --all-matching, checked; None when ids were given instead."""
     if not all_matching:
@@ -66,7 +83,40 @@ def matching_query(action: Action, ids: list[str] | None, all_matching: bool,
                        filters.since, filters.until, limit=None)
 
 
-def settle_ids(env: Env, action: Action, wanted: list[str], *, dry_run: bool,
+def run_bulk(env: Env, action: Action, ids: list[str] | None, all_matching: bool,
+             filters: Filters, *, dry_run: bool, yes: bool, act: Act,
+             interrupted: Interrupted | None = None) -> int:
+    """Find the targets (ids, or the snapshot of --all-matching), show them for --dry-run
+    or confirm, then `act` on them; its exit code. An interrupt (unless `interrupted`
+    handles it and says so) or a closed stdout reports where every id stands."""
+    from retab_cli import errors
+    from retab_cli.bulk import Ledger, Tally, one_id, partial_on_broken_pipe
+    from retab_cli.session import read_ids
+
+    query = _matching_query(action, ids, all_matching, filters)
+    ledger = Ledger(read_ids(ids or []) if query is None else [])
+    if query is None and not _settle_ids(env, action, ledger.items, dry_run=dry_run, yes=yes):
+        return errors.OK
+    targets = Targets(ledger, Tally(env.renderer.error), one_id(ids))
+
+    async def main() -> int:
+        async with env.client() as client:
+            if query is not None:
+                ledger.extend(await _snapshot_matching(env, client, action, query,
+                                                      dry_run=dry_run, yes=yes))
+                if not ledger.items:
+                    return errors.OK
+            return await act(client, targets)
+
+    async def on_interrupt(code: int) -> None:
+        if interrupted is None or not await interrupted(code):
+            _report_interrupted(env, action, targets)
+
+    return env.run(main, on_interrupt=on_interrupt,
+                   on_broken_pipe=partial_on_broken_pipe(env.renderer, action.done, ledger))
+
+
+def _settle_ids(env: Env, action: Action, wanted: list[str], *, dry_run: bool,
                yes: bool) -> bool:
     """Ids given by hand: shown for --dry-run, or confirmed if the action asks for it;
     whether to go on. Needs no client (a dry run needs no key)."""
@@ -78,7 +128,7 @@ def settle_ids(env: Env, action: Action, wanted: list[str], *, dry_run: bool,
     return True
 
 
-async def snapshot_matching(env: Env, client: Client, action: Action, query: ListQuery, *,
+async def _snapshot_matching(env: Env, client: Client, action: Action, query: ListQuery, *,
                             dry_run: bool, yes: bool) -> list[str]:
     """The runs matching `query`, listed once, counted, then shown (--dry-run: nothing
     returned) or confirmed. An empty result means there is nothing to do."""
@@ -109,12 +159,11 @@ def _dry_run(env: Env, action: Action, wanted: list[str]) -> None:
     env.renderer.info(f"dry run: would {action.verb} {len(wanted)} partition(s); nothing sent")
 
 
-def report_interrupted(env: Env, action: Action, ledger: Ledger, tally: Tally, *,
-                       single: bool) -> None:
+def _report_interrupted(env: Env, action: Action, targets: Targets) -> None:
     """After Ctrl-C/SIGTERM: in JSON, the objects of the ids done (the other modes showed
     each as it came), then where every id stands."""
     from retab_cli.bulk import report_stopped
 
-    if env.renderer.mode == "json" and tally.values:
-        env.renderer.json_result(tally.values, single=single)
-    report_stopped(env.renderer, action.done, ledger, "interrupted")
+    if env.renderer.mode == "json" and targets.tally.values:
+        env.renderer.json_result(targets.tally.values, single=targets.single)
+    report_stopped(env.renderer, action.done, targets.ledger, "interrupted")

@@ -13,7 +13,8 @@ from retab_cli.commands._options import DryRunOpt, OptionalIdsArg, YesOpt
 from retab_cli.statuses import ACTIVE_ORDER, TERMINAL
 
 if TYPE_CHECKING:
-    from retab_cli.bulk import Ledger, Tally
+    from retab_cli.client import Client
+    from retab_cli.commands._matching import Targets
     from retab_cli.session import Env
 
 CANCEL = Action("cancel", "cancelled", "POST /v1/partitions/{id}/cancel",
@@ -38,69 +39,47 @@ def cancel(
         show_default=False)] = None,
 ) -> int:
     """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged)."""
-    from retab_cli.bulk import Ledger, Tally, one_id, partial_on_broken_pipe
-    from retab_cli.commands._matching import (
-        matching_query,
-        report_interrupted,
-        settle_ids,
-        snapshot_matching,
-    )
-    from retab_cli.session import read_ids
+    from retab_cli.commands._matching import run_bulk
+    from retab_cli.parsing import parse_duration
     from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
 
-    query = matching_query(CANCEL, ids, all_matching, filters)
-    ledger = Ledger(read_ids(ids or []) if query is None else [])
-    wait_timeout = _timeout(timeout)
-    if query is None and not settle_ids(env, CANCEL, ledger.items, dry_run=dry_run, yes=yes):
-        return errors.OK
+    wait_timeout = parse_duration(timeout, "--timeout") if timeout else None
     session = WatchSession()
-    tally, single = Tally(env.renderer.error), one_id(ids)
 
-    async def main() -> int:
-        async with env.client() as client:
-            if query is not None:
-                ledger.extend(await snapshot_matching(env, client, CANCEL, query,
-                                                      dry_run=dry_run, yes=yes))
-                if not ledger.items:
-                    return errors.OK
-            # With --wait the watch prints the final objects; printing here too would put
-            # two JSON documents on stdout.
-            await _cancel_all(env, client, ledger, tally, single=single, show=not wait)
-            if wait and tally.values and not tally.stopped:
-                code = await watch_until_terminal(env, client, tally.values, wait_timeout,
-                                                  single=single, any_end_ok=True,
-                                                  session=session)
-                return errors.worst([code, *tally.codes])
+    async def act(client: Client, targets: Targets) -> int:
+        tally = targets.tally
+        # With --wait the watch prints the final objects; printing here too would put
+        # two JSON documents on stdout.
+        await _cancel_all(env, client, targets, show=not wait)
+        if wait and tally.values and not tally.stopped:
+            code = await watch_until_terminal(env, client, tally.values, wait_timeout,
+                                              single=targets.single, any_end_ok=True,
+                                              session=session)
+            return errors.worst([code, *tally.codes])
         return tally.code
 
-    async def on_interrupt(code: int) -> None:
-        if session.watcher is not None:
-            await report_interrupt(env, session, cancel=False, code=code)
-        else:
-            report_interrupted(env, CANCEL, ledger, tally, single=single)
+    async def interrupted(code: int) -> bool:
+        if session.watcher is None:
+            return False
+        await report_interrupt(env, session, cancel=False, code=code)
+        return True
 
-    return env.run(main, on_interrupt=on_interrupt,
-                   on_broken_pipe=partial_on_broken_pipe(env.renderer, "cancelled", ledger))
-
-
-def _timeout(text: str | None) -> float | None:
-    from retab_cli.parsing import parse_duration
-
-    return parse_duration(text, "--timeout") if text else None
+    return run_bulk(env, CANCEL, ids, all_matching, filters, dry_run=dry_run, yes=yes, act=act,
+                    interrupted=interrupted)
 
 
-async def _cancel_all(env: Env, client: Any, ledger: Ledger, tally: Tally, *, single: bool,
-                      show: bool) -> None:
+async def _cancel_all(env: Env, client: Client, targets: Targets, *, show: bool) -> None:
     from retab_cli.bulk import bulk
 
     async def one(partition_id: str) -> dict[str, Any]:
         data: dict[str, Any] = (await client.cancel(partition_id)).data
         return data
 
-    await bulk(env.renderer, "cancelled", ledger, one,
+    tally = targets.tally
+    await bulk(env.renderer, "cancelled", targets.ledger, one,
                lambda raw: _show(env, raw) if show else None, tally)
     if show and env.renderer.mode == "json" and tally.values:
-        env.renderer.json_result(tally.values, single=single)
+        env.renderer.json_result(tally.values, single=targets.single)
 
 
 def _show(env: Env, raw: dict[str, Any]) -> None:

@@ -14,10 +14,8 @@ from retab_cli.commands._common import command
 from retab_cli.commands._options import RunFlags
 
 if TYPE_CHECKING:
-    from retab_cli.bulk import Ledger, Outcome, Tally
     from retab_cli.client import Client
-    from retab_cli.creating import CreateOptions
-    from retab_cli.documents import Document
+    from retab_cli.creating import Creates
     from retab_cli.session import Env
 
 
@@ -44,17 +42,6 @@ class SendFlags:
         "--dry-run", help="Print the requests that would be sent; send nothing.")] = False
 
 
-@dataclass(frozen=True)
-class Plan:
-    """One invocation, checked: the shared options, the documents and their keys."""
-
-    options: CreateOptions
-    documents: list[Document]
-    keys: list[str]
-    deadline: float | None
-    wait: bool
-
-
 @command()
 def create(
     env: Env,
@@ -69,56 +56,49 @@ def create(
     send: SendFlags,
 ) -> int:
     """Partition documents along a key (one chunk per invoice, per contract, ...)."""
-    from retab_cli.bulk import Ledger, Tally
-    from retab_cli.creating import DEFAULT_SYNC_TIMEOUT, dry_run_requests, report_unfinished
+    from retab_cli.creating import DEFAULT_SYNC_TIMEOUT, dry_run_requests
     from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
 
-    plan = _plan(env, files or [], url, run, send)
+    creates = _plan(env, files or [], url, run, send)
     if send.dry_run:
-        requests = dry_run_requests(plan.options, plan.documents, plan.keys)
+        requests = dry_run_requests(creates.options, creates.documents, creates.keys)
         env.renderer.objects(requests, single=True)
         env.renderer.info(f"dry run: {len(requests)} request(s) not sent")
         return errors.OK
-    ledger, created = Ledger(range(len(plan.documents))), Tally(env.renderer.error)
-    session = WatchSession()
-    sync_timeout = None if plan.options.background else (plan.deadline or DEFAULT_SYNC_TIMEOUT)
+    session, created = WatchSession(), creates.tally
+    background = creates.options.background
+    sync_timeout = None if background else (creates.deadline or DEFAULT_SYNC_TIMEOUT)
 
     async def main() -> int:
         async with env.client(request_timeout=sync_timeout) as client:
-            await _create_all(env, client, plan, ledger, created)
-            if plan.wait and created.values:
-                code = await watch_until_terminal(env, client, created.values, plan.deadline,
-                                                  single=len(plan.documents) == 1,
+            await _create_all(env, client, creates)
+            if creates.wait and created.values:
+                code = await watch_until_terminal(env, client, created.values,
+                                                  creates.deadline, single=creates.single,
                                                   session=session)
                 return errors.worst([code, *created.codes])
         return created.code
-
-    def stopped(why: str, ids_shown: bool) -> None:
-        # Every run answered is shown (stdout when it is there), every other document
-        # gets its safe re-run command.
-        ids = [] if ids_shown else [str(v.get("id")) for v in created.values]
-        report_unfinished(env.renderer, plan.options, plan.documents, plan.keys, ledger,
-                          wait=plan.wait, why=why, created=ids)
 
     async def on_interrupt(code: int) -> None:
         if session.watcher is not None:
             await report_interrupt(env, session, cancel=False, code=code)
             return
-        _show_created(env, created.values, single=len(plan.documents) == 1,
-                      streamed=not plan.wait)
-        stopped("interrupted", ids_shown=True)
+        # Every run answered on stdout, every other document's safe retry on stderr.
+        _show_created(env, creates, streamed=not creates.wait)
+        creates.report_stop(env.renderer, "interrupted", ids_shown=True)
 
     def on_broken_pipe() -> int:
-        stopped("stdout was closed", ids_shown=False)
+        creates.report_stop(env.renderer, "stdout was closed", ids_shown=False)
         return errors.ERROR
 
     return env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
 
 
-def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: SendFlags) -> Plan:
+def _plan(env: Env, files: list[str], url: str | None, run: RunFlags,
+          send: SendFlags) -> Creates:
     import secrets
 
-    from retab_cli.creating import DocumentSource, check_idempotency_key, require_key
+    from retab_cli.creating import Creates, DocumentSource, check_idempotency_key, require_key
     from retab_cli.parsing import parse_duration
     from retab_cli.session import stdin_is_tty
 
@@ -137,38 +117,22 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: Send
     documents = source.load(sys.stdin.buffer, env.renderer.warn)
     check_idempotency_key(send.idempotency_key, len(documents))
     keys = [send.idempotency_key or secrets.token_hex(16) for _ in documents]
-    return Plan(options, documents, keys, deadline, send.wait)
+    return Creates(options, documents, keys, wait=send.wait, deadline=deadline)
 
 
-async def _create_all(env: Env, client: Client, plan: Plan, ledger: Ledger,
-                      created: Tally) -> None:
+async def _create_all(env: Env, client: Client, creates: Creates) -> None:
     """Send the creates, showing each result as it comes (or, with --wait, leaving the
     showing to the watch)."""
-    from retab_cli.creating import explain_failure, send_creates
-
-    renderer, documents = env.renderer, plan.documents
-
-    def emit(outcome: Outcome) -> None:
-        if outcome.error is not None:
-            index = outcome.item
-            explain_failure(outcome.error, plan.options, documents[index], plan.keys[index],
-                            plan.wait)
-            created.failed(outcome.error)
-            return
-        created.values.append(outcome.value)
-        if not plan.options.background:
-            created.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
-        if renderer.mode == "jsonl" and not plan.wait:
-            renderer.jsonl(outcome.value)
-
-    progress = _progress(env, len(documents))
+    renderer = env.renderer
+    stream = renderer.jsonl if renderer.mode == "jsonl" and not creates.wait else None
+    progress = _progress(env, len(creates.documents))
     with progress or contextlib.nullcontext():
-        await send_creates(client, plan.options, documents, plan.keys, emit, ledger=ledger,
+        await creates.send(client, renderer, stream=stream,
                            advance=progress.advance if progress else None)
-    if plan.wait:  # the watch shows the runs and remembers their ids
-        _say_created(env, created.values)
+    if creates.wait:  # the watch shows the runs and remembers their ids
+        _say_created(env, creates.tally.values)
     else:
-        _show_created(env, created.values, single=len(documents) == 1, streamed=True)
+        _show_created(env, creates, streamed=True)
 
 
 def _progress(env: Env, total: int) -> Any:
@@ -186,11 +150,11 @@ def _say_created(env: Env, values: list[dict[str, Any]]) -> None:
                           + (" …" if len(values) > 5 else ""))
 
 
-def _show_created(env: Env, values: list[dict[str, Any]], *, single: bool,
-                  streamed: bool) -> None:
+def _show_created(env: Env, creates: Creates, *, streamed: bool) -> None:
     """The runs created, on stdout in the chosen mode (jsonl: unless `streamed` already)."""
     from retab_cli.recent import remember
 
+    values = creates.tally.values
     remember(str(f.get("id", "")) for f in values)
     if values and not (streamed and env.renderer.mode == "jsonl"):
-        env.renderer.partitions(values, single=single)
+        env.renderer.partitions(values, single=creates.single)

@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from retab_cli import errors
 from retab_cli.commands._common import command
 from retab_cli.commands._matching import Action, Filters
 from retab_cli.commands._options import DryRunOpt, OptionalIdsArg, YesOpt
 
 if TYPE_CHECKING:
+    from retab_cli.client import Client
+    from retab_cli.commands._matching import Targets
     from retab_cli.session import Env
 
 DELETE = Action("delete", "deleted", "DELETE /v1/partitions/{id}",
@@ -31,45 +32,23 @@ def delete(
     yes: YesOpt = False,
 ) -> int:
     """Delete partition runs for good (asks first on a terminal; --yes otherwise)."""
-    from retab_cli.bulk import Ledger, Tally, bulk, one_id, partial_on_broken_pipe
-    from retab_cli.commands._matching import (
-        matching_query,
-        report_interrupted,
-        settle_ids,
-        snapshot_matching,
-    )
-    from retab_cli.session import read_ids
+    from retab_cli.bulk import bulk
+    from retab_cli.commands._matching import run_bulk
 
-    query = matching_query(DELETE, ids, all_matching, filters)
-    ledger = Ledger(read_ids(ids or []) if query is None else [])
-    if query is None and not settle_ids(env, DELETE, ledger.items, dry_run=dry_run, yes=yes):
-        return errors.OK
-    tally, single = Tally(env.renderer.error), one_id(ids)
+    async def act(client: Client, targets: Targets) -> int:
+        async def remove(partition_id: str) -> dict[str, Any]:
+            result = await client.delete(partition_id)
+            already = bool(result.extra.get("already_deleted"))
+            return {"id": partition_id, "deleted": True, "already_deleted": already}
 
-    async def main() -> int:
-        async with env.client() as client:
-            if query is not None:
-                ledger.extend(await snapshot_matching(env, client, DELETE, query,
-                                                      dry_run=dry_run, yes=yes))
-                if not ledger.items:
-                    return errors.OK
-
-            async def remove(partition_id: str) -> dict[str, Any]:
-                result = await client.delete(partition_id)
-                already = bool(result.extra.get("already_deleted"))
-                return {"id": partition_id, "deleted": True, "already_deleted": already}
-
-            await bulk(env.renderer, "deleted", ledger, remove, lambda row: _show(env, row),
-                       tally)
+        tally = targets.tally
+        await bulk(env.renderer, "deleted", targets.ledger, remove, lambda row: _show(env, row),
+                   tally)
         if env.renderer.mode == "json" and tally.values:
-            env.renderer.json_result(tally.values, single=single)
+            env.renderer.json_result(tally.values, single=targets.single)
         return tally.code
 
-    async def on_interrupt(code: int) -> None:
-        report_interrupted(env, DELETE, ledger, tally, single=single)
-
-    return env.run(main, on_interrupt=on_interrupt,
-                   on_broken_pipe=partial_on_broken_pipe(env.renderer, "deleted", ledger))
+    return run_bulk(env, DELETE, ids, all_matching, filters, dry_run=dry_run, yes=yes, act=act)
 
 
 def _show(env: Env, row: dict[str, Any]) -> None:
