@@ -181,8 +181,19 @@ class Listing:
 
 
 async def snapshot_ids(client: Client, query: ListQuery) -> list[str]:
-    """Every matching id, listed once (before anything is done to them), de-duplicated."""
+    """Every matching id, listed once (before anything is done to them), de-duplicated.
+
+    An id that breaks the id rule makes the whole listing unusable: acting on the others
+    would act on a list the server garbled (`a\nprtn_b` is two ids once written down)."""
+    from retab_cli.client import validate_id
+
     ids: list[str] = []
     async for page in Listing(client, query).pages():
-        ids.extend(str(item["id"]) for item in page if "id" in item)
+        for item in page:
+            value = item.get("id")
+            try:
+                ids.append(validate_id(value if isinstance(value, str) else ""))
+            except UsageError:
+                raise BadResponseError("unusable response: the listing holds an item "
+                                       "without a valid id; nothing was done") from None
     return list(dict.fromkeys(ids))

@@ -126,3 +126,21 @@ def test_a_stopped_cancel_prints_what_it_did_in_json_too(cli: Cli) -> None:
     assert "stopped: cancelled 1 of 2" in result.stderr
     assert f"  cancelled (1): {shown['id']}" in result.stderr
     assert f"  not cancelled (1): {(set(ids) - {shown['id']}).pop()}" in result.stderr
+
+
+@pytest.mark.parametrize("bad", ["prtn_a\nprtn_victim", "../prtn_a", None, 7])
+@pytest.mark.parametrize("verb", ["cancel", "delete"])
+def test_all_matching_acts_on_nothing_when_the_listing_holds_a_bad_id(cli: Cli, verb: str,
+                                                                      bad: Any) -> None:
+    good = sorted(seeded(cli, 2, "old-"))
+    item = {"object": "partition", "status": "queued"} | ({} if bad is None else {"id": bad})
+    listing = {"object": "list", "data": [{"id": good[0]}, item, {"id": good[1]}],
+               "list_metadata": {"before": None, "after": None}}
+    cli.emu.add_fault(method="GET", path="^/v1/partitions$", status=200, body=listing)
+    result = cli("partitions", verb, "--all-matching", "--filename", "old-", "--yes", "-q")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: unusable response: the listing holds an item "
+                                    "without a valid id; nothing was done")
+    assert sent(cli, "DELETE") == [] and [r for r in sent(cli, "POST")
+                                         if r["path"].endswith("/cancel")] == []
