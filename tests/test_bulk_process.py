@@ -108,16 +108,18 @@ def stdout_ids(mode: str, out: str) -> list[str]:
 # ---- item 7: an interrupted multi-file create ------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["-q", "--json", "-ojsonl"])
+@pytest.mark.parametrize(("mode", "how"), [
+    ("-q", "--background"), ("--json", "--background"), ("-ojsonl", "--background"),
+    ("-q", "--wait"), ("-ojsonl", "--wait"), ("--json", "--no-overlap")])  # the last: sync
 def test_interrupted_create_prints_every_answered_run_and_the_safe_retries(
-        own_emu: Emulator, tmp_path: Path, mode: str) -> None:
+        own_emu: Emulator, tmp_path: Path, mode: str, how: str) -> None:
     cli = Cli(own_emu, tmp_path)
     files = documents(tmp_path, 10)
     # 4 at a time: arrivals 1, 2, 4, 5 are answered; 3, 6, 7, 8 are held (in flight when
     # interrupted); 9 and 10 wait for a free slot and are never sent.
     hold_creates(own_emu, "ffsffsss")
     proc = Proc(cli, "--debug", "partitions", "create", *files, "--key", "invoice number",
-                "--background", mode)
+                how, mode)
     wait_until(lambda: proc.count(ANSWERED) == 4, timeout=30)
     proc.proc.send_signal(signal.SIGINT)
     code, out, err = proc.finish()
@@ -133,6 +135,7 @@ def test_interrupted_create_prints_every_answered_run_and_the_safe_retries(
     assert lines.index("# outcome unknown, in flight (4)") < lines.index("# not sent (2)")
     keys = [line.split("--idempotency-key ")[1] for line in retries]
     assert len(set(keys)) == 6 and all(len(k) == 32 for k in keys)
+    assert all(f" {how} " in retry for retry in retries)
     # Each retry is safe to run twice: 10 runs in all, one per document.
     again = set()
     for retry in retries * 2:
