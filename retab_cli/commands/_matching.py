@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from retab_cli.commands._options import FilenameOpt, SinceOpt, StatusOpt, UntilOpt
 from retab_cli.errors import UsageError
@@ -51,8 +53,11 @@ Interrupted = Callable[[int], Awaitable[bool]]
 
 @dataclass(frozen=True)
 class Filters:
-    """The list filters `--all-matching` takes."""
+    """`--all-matching` and the list filters it takes."""
 
+    all_matching: Annotated[bool, typer.Option(
+        "--all-matching", help="Every run matching the filters instead of ids (at least one "
+                               "filter is needed).")] = False
     status: StatusOpt = None
     filename: FilenameOpt = None
     since: SinceOpt = None
@@ -62,10 +67,10 @@ class Filters:
         return bool(self.status or self.filename or self.since or self.until)
 
 
-def _matching_query(action: Action, ids: list[str] | None, all_matching: bool,
-                   filters: Filters) -> ListQuery | None:
+def _matching_query(action: Action, ids: list[str] | None,
+                    filters: Filters) -> ListQuery | None:
     """The query for --all-matching, checked; None when ids were given instead."""
-    if not all_matching:
+    if not filters.all_matching:
         if filters.given():
             raise UsageError("--status/--filename/--since/--until need --all-matching")
         if not ids:
@@ -83,8 +88,8 @@ def _matching_query(action: Action, ids: list[str] | None, all_matching: bool,
                        filters.since, filters.until, limit=None)
 
 
-def run_bulk(env: Env, action: Action, ids: list[str] | None, all_matching: bool,
-             filters: Filters, *, dry_run: bool, yes: bool, act: Act,
+def run_bulk(env: Env, action: Action, ids: list[str] | None, filters: Filters, *,
+             dry_run: bool, yes: bool, act: Act,
              interrupted: Interrupted | None = None) -> int:
     """Find the targets (ids, or the snapshot of --all-matching), show them for --dry-run
     or confirm, then `act` on them; its exit code. An interrupt (unless `interrupted`
@@ -93,7 +98,7 @@ def run_bulk(env: Env, action: Action, ids: list[str] | None, all_matching: bool
     from retab_cli.bulk import Ledger, Tally, one_id, partial_on_broken_pipe
     from retab_cli.session import read_ids
 
-    query = _matching_query(action, ids, all_matching, filters)
+    query = _matching_query(action, ids, filters)
     ledger = Ledger(read_ids(ids or []) if query is None else [])
     if query is None and not _settle_ids(env, action, ledger.items, dry_run=dry_run, yes=yes):
         return errors.OK

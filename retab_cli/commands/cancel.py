@@ -25,9 +25,6 @@ CANCEL = Action("cancel", "cancelled", "POST /v1/partitions/{id}/cancel",
 def cancel(
     env: Env,
     ids: OptionalIdsArg = None,
-    all_matching: Annotated[bool, typer.Option(
-        "--all-matching", help="Cancel every run matching the filters (at least one; "
-                               "statuses default to pending, queued, in_progress).")] = False,
     *,
     filters: Filters,
     dry_run: DryRunOpt = False,
@@ -38,7 +35,8 @@ def cancel(
         metavar="DUR", help="With --wait: give up after this long (exit 8), e.g. 90s, 5m.",
         show_default=False)] = None,
 ) -> int:
-    """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged)."""
+    """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged).
+    With --all-matching, statuses default to pending, queued and in_progress."""
     from retab_cli.commands._matching import run_bulk
     from retab_cli.parsing import parse_duration
     from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
@@ -64,7 +62,7 @@ def cancel(
         await report_interrupt(env, session, cancel=False, code=code)
         return True
 
-    return run_bulk(env, CANCEL, ids, all_matching, filters, dry_run=dry_run, yes=yes, act=act,
+    return run_bulk(env, CANCEL, ids, filters, dry_run=dry_run, yes=yes, act=act,
                     interrupted=interrupted)
 
 

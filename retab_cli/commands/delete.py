@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from retab_cli.commands._common import command
 from retab_cli.commands._matching import Action, Filters
@@ -23,15 +21,13 @@ DELETE = Action("delete", "deleted", "DELETE /v1/partitions/{id}",
 def delete(
     env: Env,
     ids: OptionalIdsArg = None,
-    all_matching: Annotated[bool, typer.Option(
-        "--all-matching", help="Delete every run matching the filters (at least one; any "
-                               "status unless --status is given).")] = False,
     *,
     filters: Filters,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
 ) -> int:
-    """Delete partition runs for good (asks first on a terminal; --yes otherwise)."""
+    """Delete partition runs for good (asks first on a terminal; --yes otherwise).
+    With --all-matching, runs of any status match unless --status is given."""
     from retab_cli.bulk import bulk
     from retab_cli.commands._matching import run_bulk
 
@@ -48,7 +44,7 @@ def delete(
             env.renderer.json_result(tally.values, single=targets.single)
         return tally.code
 
-    return run_bulk(env, DELETE, ids, all_matching, filters, dry_run=dry_run, yes=yes, act=act)
+    return run_bulk(env, DELETE, ids, filters, dry_run=dry_run, yes=yes, act=act)
 
 
 def _show(env: Env, row: dict[str, Any]) -> None:
