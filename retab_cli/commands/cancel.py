@@ -156,10 +156,10 @@ def _show(env: Env, raw: dict[str, Any]) -> None:
     elif mode == "ids":
         env.renderer.line(str(raw.get("id", "")))
     elif mode == "table":
-        from retab_cli.render import tables
+        from retab_cli.render.lists import result_lines
 
         status = str(raw.get("status", ""))
         note = "" if status == "cancelled" else "already ended; unchanged"
         if status not in TERMINAL:
             note = "cancel requested"
-        tables.result_lines(env.renderer, [(str(raw.get("id", "")), status, note)])
+        result_lines(env.renderer, [(str(raw.get("id", "")), status, note)])

@@ -159,7 +159,7 @@ async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) 
 def _progress(env: Env, total: int) -> Any:
     if total < 2 or env.renderer.mode != "table":
         return None
-    from retab_cli.render.tables import UploadProgress
+    from retab_cli.render.progress import UploadProgress
 
     return UploadProgress(env.renderer, total=total)
 

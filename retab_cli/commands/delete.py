@@ -55,7 +55,7 @@ def _show(env: Env, row: dict[str, Any]) -> None:
     elif mode == "ids":
         env.renderer.line(row["id"])
     elif mode == "table":
-        from retab_cli.render import tables
+        from retab_cli.render.lists import result_lines
 
         note = "already deleted" if row["already_deleted"] else ""
-        tables.result_lines(env.renderer, [(row["id"], "deleted", note)])
+        result_lines(env.renderer, [(row["id"], "deleted", note)])

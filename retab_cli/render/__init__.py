@@ -1,7 +1,8 @@
 """The output layer: the only code that writes to the terminal (DESIGN §2, §8).
 
 stdout carries data only; everything else goes to stderr. This module stays free of
-rich at import time so the JSON path starts fast: tables live in `render.tables`,
+rich at import time so the JSON path starts fast: tables live in `render.detail` and
+`render.lists`,
 imported when a table is drawn.
 """
 
@@ -265,9 +266,9 @@ class Renderer:
             for raw in raws:
                 self.line(sanitize(raw.get("id", ""), single_line=True))
         else:
-            from retab_cli.render import tables
+            from retab_cli.render.detail import partition_views
 
-            tables.partition_views(self, raws, with_output=with_output)
+            partition_views(self, raws, with_output=with_output)
 
     # ---- streamed lists (constant memory) --------------------------------------
 
@@ -288,9 +289,9 @@ class Renderer:
             for raw in raws:
                 self.stdout.write(sanitize(raw.get("id", ""), single_line=True) + "\n")
         else:
-            from retab_cli.render import tables
+            from retab_cli.render.lists import list_rows
 
-            tables.list_rows(self, raws, first=self._stream_count == 0)
+            list_rows(self, raws, first=self._stream_count == 0)
             self._stream_count += len(raws)
         self.stdout.flush()
 
@@ -299,9 +300,9 @@ class Renderer:
             self.stdout.write("\n]\n" if self._stream_count else "[]\n")
             self.stdout.flush()
         elif self.mode == "table":
-            from retab_cli.render import tables
+            from retab_cli.render.lists import list_summary
 
-            tables.list_summary(self, counts)
+            list_summary(self, counts)
 
     # ---- prompts ---------------------------------------------------------------
 
