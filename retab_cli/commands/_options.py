@@ -50,6 +50,13 @@ UntilOpt = Annotated[str | None, typer.Option(
     show_default=False)]
 
 
+def duration(text: str | None, flag: str) -> float | None:
+    """A duration option's value in seconds (None when not given)."""
+    from retab_cli.parsing import parse_duration
+
+    return parse_duration(text, flag) if text else None
+
+
 def _complete_model(incomplete: str) -> list[str]:
     return [m for m in MODELS if m.startswith(incomplete)]
 

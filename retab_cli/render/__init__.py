@@ -238,6 +238,24 @@ class Renderer:
         else:
             self.json_list(objs)
 
+    def result_row(self, obj: Any, ident: str, word: str, note: str) -> None:
+        """One result of a bulk command as it arrives: the object (jsonl), the id (ids), or
+        a table line; under -o json the command prints the array at the end."""
+        if self.mode == "jsonl":
+            self.jsonl(obj)
+        elif self.mode == "ids":
+            self.line(ident)
+        elif self.mode == "table":
+            from retab_cli.render.lists import result_lines
+
+            result_lines(self, [(ident, word, note)])
+
+    def dry_run(self, requests: Sequence[str], would: str) -> None:
+        """The requests a dry run did not send, one a line, then what it would have done."""
+        for request in requests:
+            self.line(request)
+        self.info(f"dry run: would {would}; nothing sent")
+
     def objects(self, objs: Sequence[Any], *, single: bool) -> None:
         """Objects as JSON lines under -o jsonl, else as JSON (see `json_result`)."""
         if self.mode == "jsonl":

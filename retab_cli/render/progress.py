@@ -62,3 +62,10 @@ class UploadProgress:
     ) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def upload_progress(r: Renderer, total: int) -> UploadProgress | None:
+    """A bar for several uploads under the table output; none for one, or for data output."""
+    if total < 2 or r.mode != "table":
+        return None
+    return UploadProgress(r, total=total)
