@@ -58,15 +58,12 @@ def _fetch_recent() -> list[str]:
 
 
 async def _list_ids() -> list[str]:
-    from retab_cli.budget import Budget
-    from retab_cli.client import Client
+    from retab_cli.connect import open_client
     from retab_cli.settings import GlobalOptions, resolve
-    from retab_cli.urls import normalize_base_url
 
-    settings = resolve(GlobalOptions())
-    base_url = normalize_base_url(settings.base_url)
-    async with Client(base_url, settings.require_key(), budget=Budget(0), max_attempts=1,
-                      request_timeout=NETWORK_BUDGET) as client:
+    # No budget and one attempt: the whole call must fit in NETWORK_BUDGET.
+    async with open_client(resolve(GlobalOptions()), rate=0, max_attempts=1,
+                           request_timeout=NETWORK_BUDGET) as client:
         page = await client.list({"limit": 100})
     ids = [str(item["id"]) for item in page.data["data"] if isinstance(item, dict) and "id" in item]
     remember(ids)

@@ -428,7 +428,9 @@ def _max_rps(flag: float | None, env: Mapping[str, str]) -> float:
         except ValueError:
             raise UsageError("RETAB_MAX_RPS must be a number (0 = unlimited)") from None
     else:
-        return 5.0
+        from retab_cli.budget import DEFAULT_RATE  # the budget's own default, set once
+
+        return DEFAULT_RATE
     if not value >= 0 or value == float("inf"):
         name = "--max-rps" if flag is not None else "RETAB_MAX_RPS"
         raise UsageError(f"{name} must be a number >= 0 (0 = unlimited)")

@@ -249,6 +249,46 @@ def test_get_exit_status(cli: Cli) -> None:
     assert both.exit_code == 3
 
 
+def test_get_exit_status_is_the_watch_engines_single_check(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retab_cli import watch
+
+    (queued,) = create_background(cli)
+    calls: list[list[str]] = []
+    real = watch.check_once
+
+    async def recording(client: Any, ids: Any, **kwargs: Any) -> Any:
+        calls.append(list(ids))
+        return await real(client, ids, **kwargs)
+
+    monkeypatch.setattr(watch, "check_once", recording)
+    result = cli("partitions", "get", queued, "--exit-status", "--json")
+    assert result.exit_code == 8
+    assert result.json()["id"] == queued
+    assert calls == [[queued]]
+    assert cli("partitions", "get", queued, "--json").exit_code == 0
+    assert calls == [[queued]]  # without --exit-status: a plain fetch
+
+
+def test_get_exit_status_reports_each_error_as_a_fetch_does(cli: Cli) -> None:
+    run_id = cli("partitions", "create", str(SAMPLE_PDF), "--key", KEY_PHRASE, "-q").stdout.strip()
+    missing = "prtn_doesnotexist00000000"
+    checked = cli("partitions", "get", run_id, missing, "--exit-status", "--json")
+    fetched = cli("partitions", "get", run_id, missing, "--json")
+    assert checked.exit_code == fetched.exit_code == 6
+    assert [run["id"] for run in checked.json()] == [run_id]
+    assert checked.stdout == fetched.stdout
+
+    def without_request_ids(text: str) -> str:
+        return re.sub(r"req_[A-Za-z0-9_-]+", "req_X", text)
+
+    assert f"error: {missing}: " in checked.stderr
+    assert "(request_id req_" in checked.stderr
+    assert checked.stderr_json()["error"]["request_id"].startswith("req_")
+    assert without_request_ids(checked.stderr) == without_request_ids(fetched.stderr)
+
+
 def test_get_fields_narrows_json(cli: Cli) -> None:
     (run_id,) = create_background(cli)
     result = cli("partitions", "get", run_id, "--json", "--fields", "id,file.filename,nope")
@@ -513,7 +553,7 @@ def test_list_before_pages_back_in_the_listing_order(cli: Cli) -> None:
 
 
 def test_retry_command_for_each_kind_of_document(tmp_path: Path) -> None:
-    from retab_cli.commands.create import CreateOptions
+    from retab_cli.creating import CreateOptions
     from retab_cli.documents import from_path, from_url
 
     options = CreateOptions(key="invoice number", instructions=None, model="retab-micro",

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from retab_cli.client import ApiResult
-from retab_cli.commands.listing import Listing, ListQuery, build_query
 from retab_cli.errors import BadResponseError, UsageError
+from retab_cli.paging import Listing, ListQuery, build_query
 
 
 def item(n: int, status: str = "completed") -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-from retab_cli.commands.split import safe_name
+from retab_cli.chunks import safe_name
 
 from cli_support import SAMPLE_PDF, Cli
 

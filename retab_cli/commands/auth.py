@@ -3,48 +3,54 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from retab_cli import errors
-from retab_cli.commands._common import Env, JsonOpt, OutputOpt, stdin_is_tty
+from retab_cli.commands._common import command
 from retab_cli.errors import AuthError, RetabError, UsageError
 from retab_cli.settings import check_key, remove_profile, save_profile
+
+if TYPE_CHECKING:
+    from retab_cli.session import Env
 
 app = typer.Typer(help="Store, check and remove the API key of a profile (--profile NAME).",
                   no_args_is_help=True, rich_markup_mode=None)
 
+VERIFY_ATTEMPTS = 3  # a login answers quickly or says why
+
 
 @app.command()
+@command(options=(), output="table")
 def login(
-    ctx: typer.Context,
+    env: Env,
     with_key: Annotated[bool, typer.Option(
         "--with-key", help="Read the key from stdin instead of prompting.")] = False,
     no_verify: Annotated[bool, typer.Option(
         "--no-verify", help="Save without checking the key against the API.")] = False,
-) -> None:
+) -> int:
     """Save an API key (and the base URL it is for) in the profile."""
-    env = Env(ctx, output="table")
-    try:
-        key = _read_key(with_key)
-        base_url = env.base_url()
-    except RetabError as exc:
-        raise env.fail(exc) from None
+    key = _read_key(with_key)
+    base_url = env.base_url()
 
     async def main() -> int:
         if not no_verify:
-            await _verify(env, base_url, key)
+            async with env.client(base_url=base_url, key=key,
+                                  max_attempts=VERIFY_ATTEMPTS) as client:
+                await client.list({"limit": 1})
         save_profile(env.settings.config_path, env.settings.profile,
                      {"api_key": key, "base_url": base_url})
         env.renderer.info(f"saved the key for {base_url} in profile "
                           f"{env.settings.profile!r} ({env.settings.config_path})")
         return errors.OK
 
-    env.run(main)
+    return env.run(main)
 
 
 def _read_key(with_key: bool) -> str:
+    from retab_cli.session import stdin_is_tty
+
     if with_key or not stdin_is_tty():
         text = sys.stdin.readline()
         key = text[:-1] if text.endswith("\n") else text
@@ -58,24 +64,11 @@ def _read_key(with_key: bool) -> str:
     return check_key(key, "stdin" if with_key else "the prompt")
 
 
-async def _verify(env: Env, base_url: str, key: str) -> None:
-    from retab_cli.budget import Budget
-    from retab_cli.client import Client
-
-    async with Client(base_url, key, budget=Budget(env.settings.max_rps),
-                      notice=env.renderer.notice, max_attempts=3) as client:
-        await client.list({"limit": 1})
-
-
 @app.command()
-def status(
-    ctx: typer.Context,
-    output: OutputOpt = None,
-    json: JsonOpt = False,
-) -> None:
+@command(options=("output", "json"))
+def status(env: Env) -> int:
     """Show the profile, base URL and key in use, where each came from, and whether the key
     works (exit 0 if it does, 4 if not)."""
-    env = Env(ctx, output=output, json=json)
 
     async def main() -> int:
         from retab_cli.client import mask_key
@@ -103,7 +96,7 @@ def status(
         _show_status(env, info)
         return code
 
-    env.run(main)
+    return env.run(main)
 
 
 def _show_status(env: Env, info: dict[str, Any]) -> None:
@@ -122,13 +115,10 @@ def _show_status(env: Env, info: dict[str, Any]) -> None:
 
 
 @app.command()
-def logout(ctx: typer.Context) -> None:
+@command(options=(), output="table")
+def logout(env: Env) -> None:
     """Remove the profile (its key and base URL) from the config file."""
-    env = Env(ctx, output="table")
-    try:
-        removed = remove_profile(env.settings.config_path, env.settings.profile)
-    except RetabError as exc:
-        raise env.fail(exc) from None
+    removed = remove_profile(env.settings.config_path, env.settings.profile)
     if removed:
         env.renderer.info(f"removed profile {env.settings.profile!r} from "
                           f"{env.settings.config_path}")

@@ -2,46 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from retab_cli import errors
-from retab_cli.commands._common import (
-    Env,
-    FieldsOpt,
-    JsonOpt,
-    OutputOpt,
-    QuietOpt,
-    Tally,
-    bulk,
-    confirm_destructive,
-    one_id,
-    partial_on_broken_pipe,
-    read_ids,
-    report_partial,
-)
-from retab_cli.commands.delete import DryRunOpt, YesOpt
-from retab_cli.commands.listing import (
+from retab_cli.commands._common import command
+from retab_cli.commands._options import (
+    DryRunOpt,
     FilenameOpt,
-    Listing,
-    ListQuery,
+    OptionalIdsArg,
     SinceOpt,
     StatusOpt,
     UntilOpt,
-    build_query,
+    YesOpt,
+    duration,
 )
-from retab_cli.commands.watch import WatchSession, report_interrupt, watch_until_terminal
 from retab_cli.errors import UsageError
-from retab_cli.recent import complete_ids
-from retab_cli.statuses import ACTIVE_ORDER
+from retab_cli.statuses import ACTIVE_ORDER, TERMINAL
+
+if TYPE_CHECKING:
+    from retab_cli.bulk import Tally
+    from retab_cli.client import Client
+    from retab_cli.paging import ListQuery
+    from retab_cli.session import Env
+
+VERB = "cancelled"
 
 
+@command()
 def cancel(
-    ctx: typer.Context,
-    ids: Annotated[list[str] | None, typer.Argument(
-        metavar="ID", help="Partition ids, or - to read them from stdin.", show_default=False,
-        autocompletion=complete_ids)] = None,
+    env: Env,
+    ids: OptionalIdsArg = None,
     all_matching: Annotated[bool, typer.Option(
         "--all-matching", help="Cancel every run matching the filters (at least one; "
                                "statuses default to pending, queued, in_progress).")] = False,
@@ -56,54 +48,44 @@ def cancel(
     timeout: Annotated[str | None, typer.Option(
         metavar="DUR", help="With --wait: give up after this long (exit 8), e.g. 90s, 5m.",
         show_default=False)] = None,
-    output: OutputOpt = None,
-    json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    fields: FieldsOpt = None,
-) -> None:
+) -> int:
     """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged)."""
-    env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
-    try:
-        query = _check(ids, all_matching, status, filename, since, until)
-        wanted = read_ids(ids or []) if query is None else []
-        wait_timeout = _timeout(timeout)
-    except errors.RetabError as exc:
-        raise env.fail(exc) from None
+    from retab_cli.bulk import one_id, partial_on_broken_pipe, report_partial
+    from retab_cli.session import read_ids
+    from retab_cli.watch_ui import WatchSession, report_if_watching, watch_after
+
+    query = _query(ids, all_matching, status, filename, since, until)
+    wanted = read_ids(ids or []) if query is None else []
+    wait_timeout = duration(timeout, "--timeout")
     done: list[str] = []
     session = WatchSession()
 
     async def main() -> int:
         async with env.client() as client:
-            if query is not None:
-                wanted.extend(await _snapshot(client, query))
-                if not _confirm_matching(env, wanted, dry_run, yes):
-                    return errors.OK
-            elif dry_run:
-                _dry_run(env, wanted)
+            if not await _settle_ids(env, client, query, wanted, dry_run=dry_run, yes=yes):
                 return errors.OK
             single = one_id(ids)
             # With --wait the watch prints the final objects; printing here too would put
             # two JSON documents on stdout.
             tally = await _cancel_all(env, client, wanted, done, single=single, show=not wait)
             if wait and tally.values and not tally.stopped:
-                code = await watch_until_terminal(env, client, tally.values, wait_timeout,
-                                                  single=single, any_end_ok=True,
-                                                  session=session)
-                return errors.worst([code, *tally.codes])
+                return await watch_after(env, client, tally, wait_timeout, single=single,
+                                         any_end_ok=True, session=session)
         return tally.code
 
-    def on_interrupt(code: int) -> None:
-        if session.watcher is not None:
-            report_interrupt(env, session, cancel=False, code=code)
-        else:
-            report_partial(env, "cancelled", done, wanted, interrupted=True)
+    async def on_interrupt(code: int) -> None:
+        if not await report_if_watching(env, session, code):
+            report_partial(env.renderer, VERB, done, wanted, interrupted=True)
 
-    env.run(main, on_interrupt=on_interrupt,
-            on_broken_pipe=partial_on_broken_pipe(env, "cancelled", done, wanted))
+    return env.run(main, on_interrupt=on_interrupt,
+                   on_broken_pipe=partial_on_broken_pipe(env.renderer, VERB, done, wanted))
 
 
-def _check(ids: list[str] | None, all_matching: bool, status: list[str] | None,
+def _query(ids: list[str] | None, all_matching: bool, status: list[str] | None,
            filename: str | None, since: str | None, until: str | None) -> ListQuery | None:
+    """The --all-matching query, or None when ids are given."""
+    from retab_cli.paging import build_query
+
     filters = bool(status or filename or since or until)
     if not all_matching:
         if filters:
@@ -120,46 +102,38 @@ def _check(ids: list[str] | None, all_matching: bool, status: list[str] | None,
     return build_query(status or list(ACTIVE_ORDER), filename, since, until, limit=None)
 
 
-def _timeout(text: str | None) -> float | None:
-    from retab_cli.parsing import parse_duration
+async def _settle_ids(env: Env, client: Client, query: ListQuery | None, wanted: list[str], *,
+                      dry_run: bool, yes: bool) -> bool:
+    """Snapshot the matching ids (once, before anything is cancelled) and confirm; or
+    show the dry run. False when there is nothing to send."""
+    from retab_cli.paging import snapshot_ids
+    from retab_cli.session import confirm_destructive
 
-    return parse_duration(text, "--timeout") if text else None
-
-
-async def _snapshot(client: Any, query: ListQuery) -> list[str]:
-    """The matching ids, listed once before anything is cancelled."""
-    ids: list[str] = []
-    async for page in Listing(client, query).pages():
-        ids.extend(str(item["id"]) for item in page if "id" in item)
-    return list(dict.fromkeys(ids))
-
-
-def _confirm_matching(env: Env, wanted: list[str], dry_run: bool, yes: bool) -> bool:
-    if not wanted:
-        env.renderer.info("no partitions match; nothing to cancel")
-        return False
+    if query is not None:
+        wanted.extend(await snapshot_ids(client, query))
+        if not wanted:
+            env.renderer.info("no partitions match; nothing to cancel")
+            return False
     if dry_run:
-        _dry_run(env, wanted)
+        env.renderer.dry_run([f"POST /v1/partitions/{i}/cancel" for i in wanted],
+                             f"cancel {len(wanted)} partition(s)")
         return False
-    env.renderer.info(f"{len(wanted)} partition(s) match")
-    confirm_destructive(env, f"Cancel {len(wanted)} partition(s)?", yes,
-                        declined="nothing cancelled")
+    if query is not None:
+        env.renderer.info(f"{len(wanted)} partition(s) match")
+        confirm_destructive(env, f"Cancel {len(wanted)} partition(s)?", yes,
+                            declined="nothing cancelled")
     return True
 
 
-def _dry_run(env: Env, wanted: list[str]) -> None:
-    for partition_id in wanted:
-        env.renderer.line(f"POST /v1/partitions/{partition_id}/cancel")
-    env.renderer.info(f"dry run: would cancel {len(wanted)} partition(s); nothing sent")
-
-
-async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str], *,
+async def _cancel_all(env: Env, client: Client, wanted: list[str], done: list[str], *,
                       single: bool, show: bool) -> Tally:
+    from retab_cli.bulk import bulk
+
     async def one(partition_id: str) -> dict[str, Any]:
         data: dict[str, Any] = (await client.cancel(partition_id)).data
         return data
 
-    tally = await bulk(env, "cancelled", wanted, one,
+    tally = await bulk(env.renderer, VERB, wanted, one,
                        lambda raw: _show(env, raw) if show else None, done)
     if show and not tally.stopped and env.renderer.mode == "json" and tally.values:
         env.renderer.json_result(tally.values, single=single)
@@ -167,16 +141,8 @@ async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str],
 
 
 def _show(env: Env, raw: dict[str, Any]) -> None:
-    mode = env.renderer.mode
-    if mode == "jsonl":
-        env.renderer.jsonl(raw)
-    elif mode == "ids":
-        env.renderer.line(str(raw.get("id", "")))
-    elif mode == "table":
-        from retab_cli.render import tables
-
-        status = str(raw.get("status", ""))
-        note = "" if status == "cancelled" else "already ended; unchanged"
-        if status not in ("completed", "failed", "cancelled"):
-            note = "cancel requested"
-        tables.result_lines(env.renderer, [(str(raw.get("id", "")), status, note)])
+    status = str(raw.get("status", ""))
+    note = "" if status == "cancelled" else "already ended; unchanged"
+    if status not in TERMINAL:
+        note = "cancel requested"
+    env.renderer.result_row(raw, str(raw.get("id", "")), status, note)

@@ -2,57 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from retab_cli import errors
-from retab_cli.commands._common import (
-    Env,
-    FieldsOpt,
-    JsonOpt,
-    OutputOpt,
-    QuietOpt,
-    bulk,
-    confirm_destructive,
-    one_id,
-    partial_on_broken_pipe,
-    read_ids,
-    report_partial,
-)
-from retab_cli.recent import complete_ids
+from retab_cli.commands._common import command
+from retab_cli.commands._options import DryRunOpt, IdsArg, YesOpt
 
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-DryRunOpt = Annotated[bool, typer.Option(
-    "--dry-run", help="Show what would be sent; send nothing.")]
+if TYPE_CHECKING:
+    from retab_cli.session import Env
+
+VERB = "deleted"
 
 
-def delete(
-    ctx: typer.Context,
-    ids: Annotated[list[str], typer.Argument(
-        metavar="ID", help="Partition ids, or - to read them from stdin.", show_default=False,
-        autocompletion=complete_ids)],
-    dry_run: DryRunOpt = False,
-    yes: YesOpt = False,
-    output: OutputOpt = None,
-    json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    fields: FieldsOpt = None,
-) -> None:
+@command()
+def delete(env: Env, ids: IdsArg, dry_run: DryRunOpt = False, yes: YesOpt = False) -> int:
     """Delete partition runs for good (asks first on a terminal; --yes otherwise)."""
-    env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
-    try:
-        wanted = read_ids(ids)
-        if dry_run:
-            for partition_id in wanted:
-                env.renderer.line(f"DELETE /v1/partitions/{partition_id}")
-            env.renderer.info(f"dry run: would delete {len(wanted)} partition(s); "
-                              "nothing sent")
-            raise typer.Exit(0)
-        confirm_destructive(env, f"Delete {len(wanted)} partition(s) for good?", yes,
-                            declined="nothing deleted")
-    except errors.RetabError as exc:
-        raise env.fail(exc) from None
+    from retab_cli.bulk import bulk, one_id, partial_on_broken_pipe, report_partial
+    from retab_cli.session import confirm_destructive, read_ids
+
+    wanted = read_ids(ids)
+    if dry_run:
+        env.renderer.dry_run([f"DELETE /v1/partitions/{i}" for i in wanted],
+                             f"delete {len(wanted)} partition(s)")
+        return errors.OK
+    confirm_destructive(env, f"Delete {len(wanted)} partition(s) for good?", yes,
+                        declined="nothing deleted")
     done: list[str] = []
 
     async def main() -> int:
@@ -62,26 +36,19 @@ def delete(
                 already = bool(result.extra.get("already_deleted"))
                 return {"id": partition_id, "deleted": True, "already_deleted": already}
 
-            tally = await bulk(env, "deleted", wanted, remove, lambda row: _show(env, row), done)
+            tally = await bulk(env.renderer, VERB, wanted, remove, lambda row: _show(env, row),
+                               done)
         if env.renderer.mode == "json" and tally.values:
             env.renderer.json_result(tally.values, single=one_id(ids))
         return tally.code
 
-    def on_interrupt(code: int) -> None:
-        report_partial(env, "deleted", done, wanted, interrupted=True)
+    async def on_interrupt(code: int) -> None:
+        report_partial(env.renderer, VERB, done, wanted, interrupted=True)
 
-    env.run(main, on_interrupt=on_interrupt,
-            on_broken_pipe=partial_on_broken_pipe(env, "deleted", done, wanted))
+    return env.run(main, on_interrupt=on_interrupt,
+                   on_broken_pipe=partial_on_broken_pipe(env.renderer, VERB, done, wanted))
 
 
 def _show(env: Env, row: dict[str, Any]) -> None:
-    mode = env.renderer.mode
-    if mode == "jsonl":
-        env.renderer.jsonl(row)
-    elif mode == "ids":
-        env.renderer.line(row["id"])
-    elif mode == "table":
-        from retab_cli.render import tables
-
-        note = "already deleted" if row["already_deleted"] else ""
-        tables.result_lines(env.renderer, [(row["id"], "deleted", note)])
+    note = "already deleted" if row["already_deleted"] else ""
+    env.renderer.result_row(row, row["id"], "deleted", note)

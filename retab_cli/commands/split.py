@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from retab_cli import errors
-from retab_cli.commands._common import Env, JsonOpt, OutputOpt, QuietOpt
+from retab_cli.commands._common import command
 from retab_cli.errors import UsageError
 from retab_cli.recent import complete_ids
+from retab_cli.statuses import TERMINAL
 
-MANIFEST = "manifest.json"
+if TYPE_CHECKING:
+    from retab_cli.session import Env
 
 
+@command(options=("output", "json", "quiet"))
 def split(
-    ctx: typer.Context,
+    env: Env,
     partition_id: Annotated[str, typer.Argument(
         metavar="ID", help="A completed partition run.", autocompletion=complete_ids)],
     document: Annotated[str, typer.Option(
@@ -31,30 +32,24 @@ def split(
         "--force", help="Split even if the document is not the one the run saw.")] = False,
     wait: Annotated[bool, typer.Option(
         "--wait", help="Wait for the run to end first.")] = False,
-    output: OutputOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> int:
     """Write each chunk of a completed run as its own file, plus manifest.json
     ({partition_id, document, chunks: [{key, pages, file, sha256}]})."""
+    from retab_cli.chunks import write_chunks
     from retab_cli.client import validate_id
 
-    env = Env(ctx, output=output, json=json_, quiet=quiet)
+    validate_id(partition_id)
+    source, target = _check_paths(document, out_dir)
     try:
-        validate_id(partition_id)
-        source, target = _check_paths(document, out_dir)
         content = source.read_bytes()
     except OSError as exc:
-        raise env.fail(UsageError(f"cannot read {document}: {exc.strerror}", file=document)) \
-            from None
-    except errors.RetabError as exc:
-        raise env.fail(exc) from None
+        raise UsageError(f"cannot read {document}: {exc.strerror}", file=document) from None
 
     async def main() -> int:
         async with env.client() as client:
             raw = (await client.get(partition_id)).data
-            if wait and raw.get("status") not in ("completed", "failed", "cancelled"):
-                from retab_cli.commands.watch import watch_until_terminal
+            if wait and str(raw.get("status")) not in TERMINAL:
+                from retab_cli.watch_ui import watch_until_terminal
 
                 code = await watch_until_terminal(env, client, [raw], None, single=True)
                 if code != errors.OK:
@@ -64,7 +59,7 @@ def split(
         _show(env, manifest, target)
         return errors.OK
 
-    env.run(main)
+    return env.run(main)
 
 
 def _check_paths(document: str, out_dir: str) -> tuple[Path, Path]:
@@ -81,124 +76,9 @@ def _check_paths(document: str, out_dir: str) -> tuple[Path, Path]:
     return source, target
 
 
-def safe_name(key: str, used: set[str]) -> str:
-    """A file stem from a chunk key: no path separators, no hidden files, no clashes."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._") or "chunk"
-    stem = stem[:100]
-    name, n = stem, 2
-    while name.lower() in used:
-        name, n = f"{stem}-{n}", n + 1
-    used.add(name.lower())
-    return name
-
-
-def write_chunks(raw: dict[str, Any], source: Path, content: bytes, target: Path, *,
-                 overwrite: bool, force: bool) -> dict[str, Any]:
-    """Write the chunk files and the manifest; refuse anything that would lose data."""
-    import hashlib
-    import json
-
-    status = raw.get("status")
-    if status != "completed":
-        raise errors.RetabError(f"run {raw.get('id')} is {status}, not completed; nothing to split",
-                                exit_code=errors.exit_for_status(str(status)),
-                                hint="add --wait to wait for it")
-    expected = (raw.get("file") or {}).get("id")
-    actual = "file_" + hashlib.blake2b(content, digest_size=8).hexdigest()
-    if expected and expected != actual and not force:
-        raise UsageError(f"{source} is not the document run {raw.get('id')} partitioned "
-                         f"(file id {actual}, the run saw {expected})",
-                         hint="pass the same file, or --force to split it anyway")
-    pages = _pages(source, content)
-    chunks = raw.get("output") or []
-    used: set[str] = set()
-    plan = []
-    for chunk in chunks:
-        wanted = [p for p in chunk.get("pages", []) if isinstance(p, int)]
-        bad = [p for p in wanted if not 1 <= p <= len(pages.items)]
-        if bad:
-            raise UsageError(f"chunk {chunk.get('key')!r} names page {bad[0]}, but "
-                             f"{source} has {len(pages.items)} pages")
-        name = safe_name(str(chunk.get("key", "")), used) + pages.suffix
-        plan.append((str(chunk.get("key", "")), wanted, name))
-    _refuse_clobber(target, [name for _, _, name in plan] + [MANIFEST], overwrite)
-    target.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for key, wanted, name in plan:
-        data = pages.join(wanted)
-        _write(target / name, data)
-        entries.append({"key": key, "pages": wanted, "file": name,
-                        "sha256": hashlib.sha256(data).hexdigest()})
-    manifest = {"partition_id": raw.get("id"), "document": os.path.basename(source),
-                "chunks": entries}
-    _write(target / MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=True) + "\n").encode())
-    return manifest
-
-
-def _refuse_clobber(target: Path, names: list[str], overwrite: bool) -> None:
-    if overwrite or not target.exists():
-        return
-    existing = [n for n in names if (target / n).exists()]
-    if existing:
-        raise UsageError(f"{target / existing[0]} already exists"
-                         + (f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""),
-                         hint="add --overwrite to replace them, or choose another --out-dir")
-
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-class _Pages:
-    """A document cut into pages, and how to put chosen pages back together."""
-
-    def __init__(self, items: list[Any], suffix: str, joiner: Any) -> None:
-        self.items = items
-        self.suffix = suffix
-        self._joiner = joiner
-
-    def join(self, numbers: list[int]) -> bytes:
-        data: bytes = self._joiner([self.items[n - 1] for n in numbers])
-        return data
-
-
-def _pages(source: Path, content: bytes) -> _Pages:
-    if content.startswith(b"%PDF-"):
-        return _pdf_pages(source, content)
-    try:
-        text = content.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{source}: only PDF and text documents can be split") from None
-    suffix = source.suffix or ".txt"
-    return _Pages(text.split("\f"), suffix, lambda parts: "\f".join(parts).encode())
-
-
-def _pdf_pages(source: Path, content: bytes) -> _Pages:
-    import io
-
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(io.BytesIO(content))
-        pages = list(reader.pages)
-    except (PdfReadError, ValueError, OSError) as exc:
-        raise UsageError(f"{source} is not a readable PDF: {exc}") from None
-
-    def join(chosen: list[Any]) -> bytes:
-        writer = PdfWriter()
-        for page in chosen:
-            writer.add_page(page)
-        buffer = io.BytesIO()
-        writer.write(buffer)
-        return buffer.getvalue()
-
-    return _Pages(pages, ".pdf", join)
-
-
 def _show(env: Env, manifest: dict[str, Any], target: Path) -> None:
+    from retab_cli.chunks import MANIFEST
+
     renderer = env.renderer
     if renderer.mode in ("json", "jsonl"):
         renderer.json(manifest) if renderer.mode == "json" else renderer.jsonl(manifest)

@@ -1,60 +1,24 @@
-"""`retab partitions watch ID... | -` (alias `wait`), and the watch behind
-`create --wait` and `cancel --wait`. The engine (retab_cli.watch) decides; this renders."""
+"""`retab partitions watch ID... | -` (alias `wait`): the engine (retab_cli.watch) decides,
+retab_cli.watch_ui shows it."""
 
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from retab_cli import errors
-from retab_cli.commands._common import (
-    Env,
-    FieldsOpt,
-    JsonOpt,
-    OutputOpt,
-    QuietOpt,
-    one_id,
-    read_ids,
-)
-from retab_cli.recent import complete_ids
-from retab_cli.statuses import TERMINAL
+from retab_cli.commands._common import command
+from retab_cli.commands._options import IdsArg, duration
 
 if TYPE_CHECKING:
-    from retab_cli.client import Client
-    from retab_cli.watch import Event, RunState, Watcher
-
-CANCEL_ON_INTERRUPT_BUDGET = 5.0  # GitHub Actions sends SIGTERM ~7.5 s after SIGINT
-LIST_IN_HINT = 20  # ids written out in the resume/cancel commands
-LIST_STATUSES = 50  # runs listed one per line after an interrupt
+    from retab_cli.session import Env
 
 
-@dataclass
-class WatchOptions:
-    timeout: float | None = None
-    interval: float | None = None
-    fail_fast: bool = False
-    ci_summary: bool = True
-    any_end_ok: bool = False  # cancel --wait: every terminal state is a success
-    single: bool = False
-
-
-@dataclass
-class WatchSession:
-    """What an interrupt handler needs to know about a watch in progress."""
-
-    watcher: Watcher | None = None
-    ids: list[str] = field(default_factory=list)
-
-
+@command()
 def watch(
-    ctx: typer.Context,
-    ids: Annotated[list[str], typer.Argument(
-        metavar="ID", help="Partition ids, or - to read them from stdin.", show_default=False,
-        autocompletion=complete_ids)],
+    env: Env,
+    ids: IdsArg,
     timeout: Annotated[str | None, typer.Option(
         metavar="DUR", help="Stop waiting after this long (exit 8), e.g. 90s, 5m, 1h30m.",
         show_default=False)] = None,
@@ -69,290 +33,29 @@ def watch(
     no_ci_summary: Annotated[bool, typer.Option(
         "--no-ci-summary", help="In GitHub Actions, write no step summary or annotations.")
     ] = False,
-    output: OutputOpt = None,
-    json: JsonOpt = False,
-    quiet: QuietOpt = False,
-    fields: FieldsOpt = None,
-) -> None:
+) -> int:
     """Wait for runs to end, showing each status change (alias: wait). Exit 0 when every
     run completed, 3 if one failed, 5 if one was cancelled, 6 if one is gone, 8 on
     --timeout."""
-    from retab_cli.parsing import parse_duration
+    from retab_cli.bulk import one_id
+    from retab_cli.session import read_ids
+    from retab_cli.watch_ui import WatchOptions, WatchSession, report_interrupt, watch_runs
 
-    env = Env(ctx, output=output, json=json, quiet=quiet, fields=fields)
-    try:
-        wanted = read_ids(ids)
-        options = WatchOptions(
-            timeout=parse_duration(timeout, "--timeout") if timeout else None,
-            interval=parse_duration(interval, "--interval") if interval else None,
-            fail_fast=fail_fast, ci_summary=not no_ci_summary,
-            single=one_id(ids))
-        if options.interval is not None and options.interval < 0.1:
-            raise errors.UsageError("--interval must be at least 100ms")
-    except errors.RetabError as exc:
-        raise env.fail(exc) from None
+    wanted = read_ids(ids)
+    options = WatchOptions(
+        timeout=duration(timeout, "--timeout"),
+        interval=duration(interval, "--interval"),
+        fail_fast=fail_fast, ci_summary=not no_ci_summary,
+        single=one_id(ids))
+    if options.interval is not None and options.interval < 0.1:
+        raise errors.UsageError("--interval must be at least 100ms")
     session = WatchSession(ids=wanted)
 
     async def main() -> int:
         async with env.client() as client:
             return await watch_runs(env, client, wanted, options, session=session)
 
-    def on_interrupt(code: int) -> None:
-        report_interrupt(env, session, cancel=cancel_on_interrupt, code=code)
+    async def on_interrupt(code: int) -> None:
+        await report_interrupt(env, session, cancel=cancel_on_interrupt, code=code)
 
-    env.run(main, on_interrupt=on_interrupt)
-
-
-async def watch_until_terminal(env: Env, client: Client, finals: list[dict[str, Any]],
-                               timeout: float | None, *, single: bool = False,
-                               any_end_ok: bool = False,
-                               session: WatchSession | None = None) -> int:
-    """The watch after `create --wait` / `cancel --wait`, seeded with the objects returned.
-
-    Pass a `session` to be able to call `report_interrupt` on Ctrl-C."""
-    ids = [str(f["id"]) for f in finals if isinstance(f.get("id"), str)]
-    options = WatchOptions(timeout=timeout, single=single, any_end_ok=any_end_ok)
-    if session is not None:
-        session.ids = ids
-    return await watch_runs(env, client, ids, options, session=session,
-                            initial={str(f["id"]): f for f in finals if "id" in f})
-
-
-async def watch_runs(env: Env, client: Client, ids: list[str], options: WatchOptions, *,
-                     initial: dict[str, dict[str, Any]] | None = None,
-                     session: WatchSession | None = None) -> int:
-    import contextlib
-
-    from retab_cli.watch import Watcher
-
-    watcher = Watcher(client, ids, interval=options.interval, timeout=options.timeout,
-                      fail_fast=options.fail_fast, initial=initial)
-    if session is not None:
-        session.watcher = watcher
-    started = time.monotonic()
-    display = _Display(env, _open_view(env, watcher))
-    try:
-        async with contextlib.aclosing(watcher.run()) as events:
-            async for event in events:
-                display.show(event)
-    finally:
-        display.close()
-    if watcher.fatal is not None:
-        raise watcher.fatal
-    _finish(env, watcher, options, time.monotonic() - started)
-    return watcher.exit_code(any_end_ok=options.any_end_ok)
-
-
-def _open_view(env: Env, watcher: Watcher) -> Any:
-    if not env.renderer.stderr_tty or env.renderer.quiet:
-        return None
-    from retab_cli.render.live import LiveView
-
-    return LiveView(env.renderer, watcher.runs).__enter__()
-
-
-class _Display:
-    """Turns engine events into output, remembering just enough not to repeat itself."""
-
-    def __init__(self, env: Env, view: Any) -> None:
-        self.env = env
-        self.view = view
-        # The poll error last shown per run: a run failing the same way for two minutes
-        # gets one line, not one per retry.
-        self.failing: dict[str, str] = {}
-        self.fatal = False  # a 400/401/403/422 stopped the watch, not --fail-fast
-        # Why runs ended abnormally, held back while the live table owns the screen.
-        self.notes: list[str] = []
-
-    def show(self, event: Event) -> None:
-        from retab_cli.render import watching
-
-        renderer = self.env.renderer
-        run = event.run
-        if event.kind == "fatal":
-            self.fatal = True
-        terminal = event.kind == "status" and event.new in TERMINAL
-        if renderer.mode == "jsonl" and event.data is not None and (
-                event.kind == "ended" or (event.kind == "status" and not terminal)):
-            renderer.jsonl(event.data)
-        if event.kind == "status":
-            self.failing.pop(run.id, None)
-            if self.view is None:
-                renderer.info(watching.change_line(event.wall, run.id, event.old, event.new,
-                                                   event.data or run.raw, event.at - run.started))
-        elif event.kind == "retry":
-            message = event.error.message if event.error else "unknown error"
-            if self.view is None and self.failing.get(run.id) != message:
-                self.failing[run.id] = message
-                renderer.info(f"{watching.clock(event.wall)} {run.id} poll failed, retrying: "
-                              f"{message}")
-        else:  # the run's final event
-            if self.view is not None:
-                self.view.ended(run.id)
-            if event.kind in ("ended", "fatal"):
-                return  # the status line said it; a fatal error is reported once, at the end
-            kind = "stopped_by_error" if event.kind == "stopped" and self.fatal else event.kind
-            if kind == "gone" and run.status is None:
-                kind = "not_found"  # never seen: it did not exist, rather than was deleted
-            line = f"{watching.clock(event.wall)} {run.id} {watching.end_note(kind, run.last_error)}"
-            if self.view is None:
-                renderer.info(line)
-            elif event.kind in ("gone", "gave_up"):
-                self.notes.append(line)
-
-    def close(self) -> None:
-        if self.view is not None:
-            self.view.__exit__(None, None, None)
-            self.view = None
-        for line in self.notes:
-            self.env.renderer.info(line)
-        self.notes.clear()
-
-
-def _finish(env: Env, watcher: Watcher, options: WatchOptions, elapsed: float) -> None:
-    from retab_cli.recent import remember
-    from retab_cli.render import watching
-
-    runs = watcher.runs
-    finals = [run.raw for run in runs if run.raw is not None]
-    renderer = env.renderer
-    if renderer.mode == "json" and finals:
-        renderer.json_result(finals, single=options.single)
-    elif renderer.mode == "ids":
-        for run in runs:
-            renderer.line(run.id)
-    elif renderer.mode == "table" and finals:
-        _final_table(env, finals)
-    statuses = [_shown_status(run) for run in runs]
-    credits = sum(watching.credits_of(run.raw) or 0.0 for run in runs)
-    line = watching.summary_line(statuses, credits, elapsed)
-    renderer.info(line)
-    if options.ci_summary and watching.in_github_actions():
-        _github(env, runs, line, any_end_ok=options.any_end_ok)
-    remember(run.id for run in runs)
-
-
-def _final_table(env: Env, finals: list[dict[str, Any]]) -> None:
-    if len(finals) == 1:
-        env.renderer.partitions(finals, single=True)
-        return
-    env.renderer.begin_list()
-    env.renderer.list_items(finals)
-
-
-def _shown_status(run: RunState) -> str:
-    if run.outcome == "not_found":
-        return "gone"
-    if run.outcome in ("gave_up", "timeout", "stopped") and run.status not in TERMINAL:
-        return run.outcome
-    return run.status or "unknown"
-
-
-def _github(env: Env, runs: list[RunState], line: str, *, any_end_ok: bool) -> None:
-    from retab_cli.render import watching
-
-    rows = []
-    for run in runs:
-        rows.append({
-            "id": run.id, "file": watching.filename_of(run.raw), "status": _shown_status(run),
-            "chunks": watching.chunk_count(run.raw) if run.status == "completed" else None,
-            "credits": watching.credits_of(run.raw),
-            "elapsed": (run.ended or time.monotonic()) - run.started,
-        })
-        # cancel --wait: a run that ended in any state is what was asked for
-        settled = any_end_ok and run.outcome in TERMINAL
-        if run.exit_code not in (errors.OK, errors.STILL_RUNNING) and not settled:
-            env.renderer.notice(watching.error_annotation(run.id, run.raw, _shown_status(run)))
-        elif run.exit_code == errors.STILL_RUNNING:  # not a failure yet: a warning
-            env.renderer.notice(watching.error_annotation(run.id, run.raw, _shown_status(run),
-                                                          level="warning"))
-    watching.write_step_summary(env.renderer, watching.step_summary(rows, line))
-
-
-# ---- interrupts --------------------------------------------------------------------------
-
-
-def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
-                     code: int = errors.SIGINT) -> None:
-    """After Ctrl-C/SIGTERM: optionally cancel, then each run's last status and what to run."""
-    runs = session.watcher.runs if session.watcher else []
-    # A run seen terminal whose full object was still on its way has ended all the same.
-    active = [run.id for run in runs if run.ended is None and run.status not in TERMINAL] \
-        if runs else list(session.ids)
-    cancelled = _cancel_active(env, active) if cancel and active else {}
-    renderer = env.renderer
-    message = "interrupted; the runs were not cancelled" if not cancel else "interrupted"
-    if renderer.explicit_json:  # scripts asked for JSON: say it as JSON too (DESIGN §2)
-        renderer.error(errors.InterruptError(message, exit_code=code))
-    else:
-        renderer.warn(message)
-    for run in runs[:LIST_STATUSES]:
-        status = run.status or "unknown"
-        if run.id in cancelled:
-            status = f"{status} → {cancelled[run.id]} (cancel sent)"
-        renderer.warn(f"  {run.id}  {status}")
-    if len(runs) > LIST_STATUSES:
-        from collections import Counter
-
-        rest = Counter(run.status or "unknown" for run in runs[LIST_STATUSES:])
-        renderer.warn("  … and " + ", ".join(f"{n} {s}" for s, n in rest.most_common()))
-    if active and not cancel:
-        if len(active) <= LIST_IN_HINT:
-            renderer.warn(f"resume: retab partitions watch {' '.join(active)}")
-            renderer.warn(f"cancel: retab partitions cancel {' '.join(active)}")
-        else:
-            saved = _save_ids(active)
-            renderer.warn(f"resume: retab partitions watch - < {saved}")
-            renderer.warn(f"cancel: retab partitions cancel - < {saved}")
-
-
-def _save_ids(ids: list[str]) -> str:
-    """Too many ids for one line: keep them in a private file the hint can feed back."""
-    import tempfile
-
-    from retab_cli.recent import cache_path
-
-    folder = cache_path().parent
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="interrupted-", suffix=".txt", dir=folder)
-    except OSError:
-        fd, name = tempfile.mkstemp(prefix="retab-interrupted-", suffix=".txt")
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write("\n".join(ids) + "\n")
-    return name
-
-
-def _cancel_active(env: Env, ids: list[str]) -> dict[str, str]:
-    """Cancel within CANCEL_ON_INTERRUPT_BUDGET; the status each cancelled run now has."""
-    import asyncio
-
-    from retab_cli.commands._common import Outcome, ordered
-    from retab_cli.render import sanitize
-
-    done: dict[str, str] = {}
-
-    async def cancel_all() -> None:
-        async with env.client() as client:
-            async def one(partition_id: str) -> Any:
-                return await client.cancel(partition_id)
-
-            def emit(outcome: Outcome) -> None:
-                if outcome.error is None:
-                    status = outcome.value.data.get("status") if isinstance(
-                        outcome.value.data, dict) else None
-                    done[outcome.item] = sanitize(status or "?", single_line=True)
-
-            async with asyncio.timeout(CANCEL_ON_INTERRUPT_BUDGET):
-                await ordered(ids, one, emit)
-
-    try:
-        asyncio.run(cancel_all())
-    except (TimeoutError, errors.RetabError, KeyboardInterrupt) as exc:
-        reason = "time ran out" if isinstance(exc, TimeoutError) else str(exc)
-        env.renderer.warn(f"cancel-on-interrupt: {reason}")
-    missed = [i for i in ids if i not in done]
-    env.renderer.warn(f"cancel-on-interrupt: sent {len(done)} of {len(ids)} cancels")
-    if missed:
-        env.renderer.warn("not cancelled: " + " ".join(missed))
-    return done
+    return env.run(main, on_interrupt=on_interrupt)

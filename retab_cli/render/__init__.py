@@ -1,7 +1,8 @@
 """The output layer: the only code that writes to the terminal (DESIGN §2, §8).
 
 stdout carries data only; everything else goes to stderr. This module stays free of
-rich at import time so the JSON path starts fast: tables live in `render.tables`,
+rich at import time so the JSON path starts fast: tables live in `render.detail` and
+`render.lists`,
 imported when a table is drawn.
 """
 
@@ -116,6 +117,15 @@ def resolve_mode(
     return mode, explicit_json
 
 
+def restore_cursor() -> None:
+    """Show the cursor again on the real stderr (a live display hides it), before a hard exit."""
+    # The real stream: during a live display sys.stderr is rich's buffer.
+    real = sys.__stderr__
+    if real is not None and isatty(real):
+        real.write("\x1b[?25h")
+        real.flush()
+
+
 def use_color(choice: str, stream: IO[str]) -> bool:
     if choice == "never":
         return False
@@ -228,6 +238,32 @@ class Renderer:
         else:
             self.json_list(objs)
 
+    def result_row(self, obj: Any, ident: str, word: str, note: str) -> None:
+        """One result of a bulk command as it arrives: the object (jsonl), the id (ids), or
+        a table line; under -o json the command prints the array at the end."""
+        if self.mode == "jsonl":
+            self.jsonl(obj)
+        elif self.mode == "ids":
+            self.line(ident)
+        elif self.mode == "table":
+            from retab_cli.render.lists import result_lines
+
+            result_lines(self, [(ident, word, note)])
+
+    def dry_run(self, requests: Sequence[str], would: str) -> None:
+        """The requests a dry run did not send, one a line, then what it would have done."""
+        for request in requests:
+            self.line(request)
+        self.info(f"dry run: would {would}; nothing sent")
+
+    def objects(self, objs: Sequence[Any], *, single: bool) -> None:
+        """Objects as JSON lines under -o jsonl, else as JSON (see `json_result`)."""
+        if self.mode == "jsonl":
+            for obj in objs:
+                self.jsonl(obj)
+        else:
+            self.json_result(objs, single=single)
+
     def json_list(self, objs: Iterable[Any]) -> None:
         self.stdout.write(dumps([narrow(o, self.fields) for o in objs], indent=2) + "\n")
         self.stdout.flush()
@@ -248,9 +284,9 @@ class Renderer:
             for raw in raws:
                 self.line(sanitize(raw.get("id", ""), single_line=True))
         else:
-            from retab_cli.render import tables
+            from retab_cli.render.detail import partition_views
 
-            tables.partition_views(self, raws, with_output=with_output)
+            partition_views(self, raws, with_output=with_output)
 
     # ---- streamed lists (constant memory) --------------------------------------
 
@@ -271,9 +307,9 @@ class Renderer:
             for raw in raws:
                 self.stdout.write(sanitize(raw.get("id", ""), single_line=True) + "\n")
         else:
-            from retab_cli.render import tables
+            from retab_cli.render.lists import list_rows
 
-            tables.list_rows(self, raws, first=self._stream_count == 0)
+            list_rows(self, raws, first=self._stream_count == 0)
             self._stream_count += len(raws)
         self.stdout.flush()
 
@@ -282,9 +318,9 @@ class Renderer:
             self.stdout.write("\n]\n" if self._stream_count else "[]\n")
             self.stdout.flush()
         elif self.mode == "table":
-            from retab_cli.render import tables
+            from retab_cli.render.lists import list_summary
 
-            tables.list_summary(self, counts)
+            list_summary(self, counts)
 
     # ---- prompts ---------------------------------------------------------------
 

@@ -1,0 +1,89 @@
+"""Option and argument declarations shared by several commands (one help text each)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from retab_cli.recent import complete_ids
+
+if TYPE_CHECKING:
+    from retab_cli.creating import CreateOptions
+
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", metavar="MODE", show_default=False,
+    help="Output: auto, table, json, jsonl or ids [env: RETAB_OUTPUT]. auto is a table on a "
+         "terminal, JSON otherwise.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Print ids only (-o ids) and no progress.")]
+FieldsOpt = Annotated[str | None, typer.Option(
+    metavar="FIELDS", show_default=False,
+    help="Comma-separated fields (dotted paths, e.g. id,status,file.filename) to keep in JSON "
+         "or show as table columns.")]
+
+_IDS_HELP = "Partition ids, or - to read them from stdin."
+IdsArg = Annotated[list[str], typer.Argument(
+    metavar="ID", help=_IDS_HELP, show_default=False, autocompletion=complete_ids)]
+OptionalIdsArg = Annotated[list[str] | None, typer.Argument(
+    metavar="ID", help=_IDS_HELP, show_default=False, autocompletion=complete_ids)]
+
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="Show what would be sent; send nothing.")]
+
+StatusOpt = Annotated[list[str] | None, typer.Option(
+    "--status", metavar="STATUS", help="Only runs with this status (repeatable): "
+                     "pending, queued, in_progress, completed, failed, cancelled.",
+    show_default=False)]
+FilenameOpt = Annotated[str | None, typer.Option(
+    "--filename", metavar="PREFIX", help="Only files whose name starts with this (case-insensitive).",
+    show_default=False)]
+SinceOpt = Annotated[str | None, typer.Option(
+    "--since", metavar="DATE", help="Created on or after this UTC day: YYYY-MM-DD or Nd (N days ago).",
+    show_default=False)]
+UntilOpt = Annotated[str | None, typer.Option(
+    "--until", metavar="DATE", help="Created on or before this UTC day: YYYY-MM-DD or Nd.",
+    show_default=False)]
+
+
+def duration(text: str | None, flag: str) -> float | None:
+    """A duration option's value in seconds (None when not given)."""
+    from retab_cli.parsing import parse_duration
+
+    return parse_duration(text, flag) if text else None
+
+
+def _complete_model(incomplete: str) -> list[str]:
+    from retab_cli.creating import MODELS
+
+    return [m for m in MODELS if m.startswith(incomplete)]
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """What to split along and how: the body options of every run one command starts."""
+
+    key: Annotated[str, typer.Option(
+        metavar="KEY", help="What to split along, e.g. 'invoice number'.", show_default=False)] = ""
+    instructions: Annotated[str | None, typer.Option(
+        metavar="TEXT", help="How to partition (default: a sentence built from --key).",
+        show_default=False)] = None
+    model: Annotated[str | None, typer.Option(
+        metavar="TIER", help="Model tier: retab-micro, retab-small or retab-large (server default when "
+             "omitted).", autocompletion=_complete_model, show_default=False)] = None
+    consensus: Annotated[int | None, typer.Option(
+        metavar="N", help="Consensus votes, 1-8.", show_default=False)] = None
+    no_overlap: Annotated[bool, typer.Option(
+        "--no-overlap", help="A page may belong to one chunk only.")] = False
+    bust_cache: Annotated[bool, typer.Option(
+        "--bust-cache", help="Skip the service's cache.")] = False
+
+    def options(self, *, background: bool) -> CreateOptions:
+        from retab_cli.creating import CreateOptions
+
+        return CreateOptions(key=self.key, instructions=self.instructions, model=self.model,
+                             consensus=self.consensus, no_overlap=self.no_overlap,
+                             bust_cache=self.bust_cache, background=background)
