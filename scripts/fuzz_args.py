@@ -67,7 +67,7 @@ def report(found: dict[str, tuple[fz.Case, list[str], int]], harness: fz.Harness
     tree = fz.command_tree()
     lines = []
     for key, (case, what, count) in sorted(found.items(), key=lambda kv: -kv[1][2]):
-        small = fz.reduce(harness, case, tree) if reduce else case
+        small = fz.reduce(harness.run, case, tree) if reduce else case
         outcome = harness.run(small)
         known = fz.known_finding(small, outcome, fz.problems(small, outcome, tree))
         sys.stdout.write(f"\n== {key}  ({count} case(s)){'  KNOWN: ' + known if known else ''}\n"

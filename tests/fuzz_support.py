@@ -473,32 +473,74 @@ def find_command(tree: Tree, argv: Sequence[str]) -> tuple[Command, int] | None:
     return best
 
 
-def chosen_mode(case: Case, tree: Tree) -> str | None:
-    """The output mode the case asks for, when it names exactly one (else None)."""
+def _options_given(tokens: Sequence[str], valued: set[str]) -> Iterator[tuple[str, str]]:
+    """(option, value) for each option token, as Click pairs them: a valued option takes
+    the next token whatever it looks like (`--fields --json` gives --fields "--json")."""
+    i = 0
+    while i < len(tokens) and tokens[i] != "--":
+        token = tokens[i]
+        name, eq, inline = token.partition("=")
+        if token.startswith("--") and eq:
+            yield name, inline
+        elif token in valued:
+            yield token, tokens[i + 1] if i + 1 < len(tokens) else ""
+            i += 1
+        elif token[:2] in valued and not token.startswith("--"):
+            yield token[:2], token[2:].lstrip("=")  # -oVALUE
+        elif token.startswith("-"):
+            yield token, ""
+        i += 1
+
+
+def _modes_asked(case: Case, tree: Tree) -> set[str] | None:
+    """The output modes a case's flags name (None: the command takes no -o)."""
     found = find_command(tree, case.argv)
     if found is None or not found[0].has("output"):
         return None
-    tokens = list(case.argv[found[1]:])
-    if "--" in tokens:
-        tokens = tokens[: tokens.index("--")]
+    params = (*found[0].params, *tree.root)
+    valued = {o for p in params if not p.flag and not p.argument for o in p.opts}
     chosen: set[str] = set()
-    for i, token in enumerate(tokens):
-        if token == "--json":
+    for option, value in _options_given(case.argv[found[1]:], valued):
+        if option == "--json" and not value:  # --json=1 is a usage error, not JSON
             chosen.add("json")
-        elif token in ("-q", "--quiet"):
+        elif option in ("-q", "--quiet") and not value:
             chosen.add("ids")
-        elif token in ("-o", "--output") and i + 1 < len(tokens):
-            chosen.add(tokens[i + 1])
-        elif token.startswith("--output="):
-            chosen.add(token.split("=", 1)[1])
-        elif token.startswith("-o") and len(token) > 2:
-            chosen.add(token[2:].lstrip("="))
-    if not chosen:
-        chosen = {dict(case.env).get("RETAB_OUTPUT") or "auto"}
+        elif option in ("-o", "--output"):
+            chosen.add(value)
+    return chosen
+
+
+def chosen_mode(case: Case, tree: Tree) -> str | None:
+    """The output mode the case asks for, when it names exactly one (else None)."""
+    asked = _modes_asked(case, tree)
+    if asked is None:
+        return None
+    chosen = asked or {dict(case.env).get("RETAB_OUTPUT") or "auto"}
     if len(chosen) != 1:
         return None
     mode = chosen.pop()
     return "json" if mode == "auto" else mode
+
+
+def explicit_json(case: Case, tree: Tree) -> bool:
+    """JSON asked for by a flag (not by RETAB_OUTPUT): errors must come as JSON too."""
+    asked = _modes_asked(case, tree)
+    return asked is not None and len(asked) == 1 and asked <= {"json", "jsonl"}
+
+
+def _error_object_problem(outcome: Outcome) -> str | None:
+    """On a failure in explicit JSON mode: a JSON error line on stderr, with the exit code."""
+    objects = []
+    for line in outcome.stderr.splitlines():
+        if line.startswith("{"):
+            try:
+                objects.append(json.loads(line))
+            except ValueError:
+                return f"stderr line is not JSON: {line[:80]!r}"
+    codes = {o.get("error", {}).get("exit_code") for o in objects if isinstance(o, dict)}
+    if outcome.exit_code not in codes:
+        return f"no JSON error object for exit {outcome.exit_code} on stderr"
+    return None
 
 
 def _stdout_problem(mode: str | None, stdout: str) -> str | None:
@@ -529,6 +571,10 @@ def problems(case: Case, outcome: Outcome, tree: Tree) -> list[str]:
     helping = any(a in ("-h", "--help", "--version") for a in case.argv)
     if outcome.exit_code == 0 and not helping:
         problem = _stdout_problem(chosen_mode(case, tree), outcome.stdout)
+        if problem:
+            found.append(problem)
+    if outcome.exit_code in EXIT_CODES - {0} and not helping and explicit_json(case, tree):
+        problem = _error_object_problem(outcome)
         if problem:
             found.append(problem)
     coloured = any(k == "FORCE_COLOR" for k, _ in case.env) or any(
@@ -563,16 +609,18 @@ def _simpler(case: Case) -> Iterator[Case]:
                 yield replace(case, argv=case.argv[:i] + case.argv[i + size:])
 
 
-def reduce(harness: Harness, case: Case, tree: Tree, *, budget: int = 300) -> Case:
-    """A smallest case (greedy: no single step simpler still fails) with the same failure."""
-    target = signature(problems(case, harness.run(case), tree))
+def reduce(run: Callable[[Case], Outcome], case: Case, tree: Tree, *,
+           budget: int = 300) -> Case:
+    """A smallest case (greedy: no single step simpler still fails) with the same failure,
+    `run` being how a case is run (`Harness.run`)."""
+    target = signature(problems(case, run(case), tree))
     tries = 0
     progress = True
     while progress and tries < budget:
         progress = False
         for candidate in _simpler(case):
             tries += 1
-            if signature(problems(candidate, harness.run(candidate), tree)) == target:
+            if signature(problems(candidate, run(candidate), tree)) == target:
                 case, progress = candidate, True
                 break
             if tries >= budget:
@@ -686,6 +734,12 @@ KNOWN: tuple[Known, ...] = (
           "en_US.UTF-8 or macOS terminal)",
           Case(("partitions", "create", "--key", "\udcff", "{pdf}", "-o", "table")),
           _escaped("UnicodeEncodeError", "rich/console.py")),
+    Known("run-outcome-json-error", "issue 9: the JSON error objects the README promises for "
+          "run outcomes never appear: 'watch prtn_missing -o jsonl' exits 6 (a failed run 3, "
+          "--timeout 8) with no {\"error\": ...} line on stderr",
+          Case(("partitions", "watch", "prtn_missing", "-o", "jsonl")),
+          lambda case, outcome, found: outcome.exit_code in (3, 5, 6, 8) and any(
+              p.startswith("no JSON error object") for p in found)),
     Known("auth-status-jsonl", "new (output contract): 'auth status -o jsonl' (or "
           "RETAB_OUTPUT=jsonl) prints an indented multi-line object, not one JSON line",
           Case(("auth", "status", "-o", "jsonl")),
