@@ -25,6 +25,7 @@ command (`emulator exec`) inside the test process.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import inspect
 import json
@@ -180,7 +181,7 @@ BY_NAME: dict[str, tuple[str, ...]] = {
 }
 INPUTS: tuple[bytes | str | None, ...] = (
     None, "", "{ids}", "{ids}", "{pdf_bytes}", "prtn_missing\n", "# comment\n\n", "y\n", "n\n",
-    "{api_key}\n", "”\n", "\x00\xff garbage", "a" * 10000, "prtn_1\nprtn_1\n../x\n",
+    "{api_key}\n", "”\n", b"\x00\xff garbage", "a" * 10000, "prtn_1\nprtn_1\n../x\n",
 )
 
 
@@ -332,25 +333,38 @@ def _product_functions() -> Iterator[Any]:
                 yield from (v for v in vars(value).values() if isinstance(v, types.FunctionType))
 
 
-@contextmanager
-def virtual_time(clock: VirtualClock) -> Iterator[None]:
-    """Point `asyncio.sleep`, and every default argument bound to it or to
-    `time.monotonic` (Budget's and Watcher's clock and sleep), at the virtual clock."""
-    real = {asyncio.sleep: clock.sleep, time.monotonic: clock.monotonic}
-    saved: list[tuple[Any, str, Any]] = []
+def _swap(current: Any, real: Mapping[Any, Any]) -> Any:
+    """Defaults (a tuple or a dict) with each value found in `real` replaced."""
+    def one(value: Any) -> Any:
+        return real.get(value, value) if callable(value) else value
+
+    if isinstance(current, dict):
+        return {k: one(v) for k, v in current.items()}
+    return tuple(one(v) for v in current)
+
+
+@functools.cache
+def _clocked_defaults() -> tuple[tuple[Any, str], ...]:
+    """(function, "__defaults__" or "__kwdefaults__") for each default bound to the real
+    `asyncio.sleep` or `time.monotonic`: Budget's and Watcher's clock and sleep."""
+    real = {asyncio.sleep: None, time.monotonic: None}
+    found = []
     for func in _product_functions():
         for attr in ("__defaults__", "__kwdefaults__"):
             current = getattr(func, attr)
-            if not current:
-                continue
-            if isinstance(current, dict):
-                swapped: Any = {k: real.get(v, v) if callable(v) else v
-                                for k, v in current.items()}
-            else:
-                swapped = tuple(real.get(v, v) if callable(v) else v for v in current)
-            if swapped != current:
-                saved.append((func, attr, current))
-                setattr(func, attr, swapped)
+            if current and _swap(current, real) != current:
+                found.append((func, attr))
+    return tuple(found)
+
+
+@contextmanager
+def virtual_time(clock: VirtualClock) -> Iterator[None]:
+    """Point `asyncio.sleep`, and every default argument bound to it or to
+    `time.monotonic`, at the virtual clock; put everything back after."""
+    real = {asyncio.sleep: clock.sleep, time.monotonic: clock.monotonic}
+    saved = [(func, attr, getattr(func, attr)) for func, attr in _clocked_defaults()]
+    for func, attr, current in saved:
+        setattr(func, attr, _swap(current, real))
     saved_sleep = asyncio.sleep
     asyncio.sleep = clock.sleep
     try:

@@ -164,6 +164,17 @@ def test_retries_against_a_dead_server_pass_in_virtual_time(harness: Harness) ->
     assert time.monotonic is harness.clock._real_monotonic
 
 
+def test_the_request_budget_waits_in_virtual_time(harness: Harness) -> None:
+    # 0.01 requests/s with a burst of 2: the third GET waits 100 s for its slot.
+    case = Case(("--max-rps", "0.01", "partitions", "get", "{run}", "{failed}",
+                 "{cancelled}", "--json"))
+    outcome = harness.run(case)
+    assert outcome.exit_code == 0, outcome.summary()
+    assert [o["id"] for o in json.loads(outcome.stdout)] == [
+        harness.runs[k] for k in ("{run}", "{failed}", "{cancelled}")]
+    assert harness.clock.offset >= 99
+
+
 def test_reduce_keeps_only_what_the_failure_needs(tree: Tree) -> None:
     def run(case: Case) -> Outcome:  # fails while --boom is there
         if "--boom" in case.argv:
