@@ -439,36 +439,47 @@ class Harness:
         self._counter += 1
         argv = [self.resolve(a) for a in case.argv]
         random.seed(self._counter)  # jitter and backoff: the same on every run
-        runner = CliRunner()
-        code, exception, where = 0, None, ""
-        saved_exit = os._exit
-
-        def hard_exit(status: int) -> None:
-            raise _HardExit(status)
-
-        os._exit = hard_exit  # type: ignore[assignment]
-        clock = self.clock = VirtualClock()
-        try:
-            with runner.isolation(input=self.stdin(case), env=self.env(case)) as streams, \
-                    virtual_time(clock):
-                try:
-                    ENTRY(argv)
-                except SystemExit as stop:
-                    code = stop.code if isinstance(stop.code, int) else 1
-                except _HardExit as stop:
-                    code = stop.code
-                except BaseException as exc:  # the property: nothing else escapes
-                    code = -1
-                    exception = "".join(traceback.format_exception(exc))
-                    where = _innermost_product_frame(exc)
-                finally:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                out, err = streams[0].getvalue(), streams[1].getvalue()
-        finally:
-            os._exit = saved_exit
+        self.clock = VirtualClock()
+        with _contained(self.workdir), \
+                CliRunner().isolation(input=self.stdin(case), env=self.env(case)) as streams, \
+                virtual_time(self.clock):
+            code, exception, where = _call(argv)
+            out, err = streams[0].getvalue(), streams[1].getvalue()
         return Outcome(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
                        exception, where)
+
+
+@contextmanager
+def _contained(workdir: Path) -> Iterator[None]:
+    """os._exit raises instead of ending the test process; the case runs in `workdir`
+    (relative paths such as `split --out-dir .` land there)."""
+    def hard_exit(status: int) -> None:
+        raise _HardExit(status)
+
+    saved_exit, cwd = os._exit, os.getcwd()
+    os._exit = hard_exit  # type: ignore[assignment]
+    os.chdir(workdir)
+    try:
+        yield
+    finally:
+        os._exit = saved_exit
+        os.chdir(cwd)
+
+
+def _call(argv: list[str]) -> tuple[int, str | None, str]:
+    """Run the entry point: its exit code, and any other exception it let out."""
+    try:
+        ENTRY(argv)
+    except SystemExit as stop:
+        return (stop.code if isinstance(stop.code, int) else 1), None, ""
+    except _HardExit as stop:
+        return stop.code, None, ""
+    except BaseException as exc:  # the property: nothing else escapes
+        return -1, "".join(traceback.format_exception(exc)), _innermost_product_frame(exc)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return 0, None, ""
 
 
 # ---- the property -----------------------------------------------------------------------
