@@ -41,7 +41,7 @@ from retab_cli.client import (
     parse_retry_after,
     validate_id,
 )
-from retab_cli.errors import RetabError, UsageError
+from retab_cli.errors import RetabError, UsageError, hint_for
 from retab_cli.render import Renderer, sanitize
 
 # Loopback: the client then reads no proxy settings and loads no CA bundle.
@@ -123,6 +123,7 @@ def test_sanitize_keeps_safe_text_as_it_is(text: str, single_line: bool) -> None
 @SEEDED
 @given(hostile_text)
 def test_sanitize_keeps_newlines_and_tabs_outside_one_line_contexts(text: str) -> None:
+    # docs/output-contract.md "Sanitising": only one-line contexts escape line breaks.
     shown = sanitize(text)
     assert shown.count("\n") == text.count("\n")
     assert shown.count("\t") == text.count("\t")
@@ -184,11 +185,12 @@ def test_error_lines_are_single_lines_and_the_json_object_parses(
     lines = err.getvalue().split("\n")
     assert lines.pop() == ""  # every line ends with a newline
     assert lines[0].startswith("error: ")
+    assert sanitize(error.message, single_line=True) in lines[0]
     for line in lines:
         assert unsafe_in(line, UNSAFE_ON_ONE_LINE) == [], line
     if explicit_json:
         assert json.loads(lines.pop())["error"]["message"] == error.message
-    assert len(lines) in (1, 2)  # the error line, and a hint line when there is one
+    assert len(lines) == 1 + (hint_for(error) is not None)  # the error line, the hint
 
 
 # ---- the key masker ---------------------------------------------------------------------
