@@ -769,15 +769,21 @@ KNOWN: tuple[Known, ...] = (
           "RETAB_OUTPUT=jsonl) prints an indented multi-line object, not one JSON line",
           Case(("auth", "status", "-o", "jsonl")),
           _bad_stdout(("auth", "status"), "stdout line is not JSON")),
-    Known("cancel-dry-run-json", "new (output contract): 'cancel --dry-run --json ID' prints "
-          "'POST /v1/partitions/ID/cancel' as text on stdout in JSON mode (create --dry-run "
-          "prints the request as JSON)",
+    Known("auth-status-json-error", "new (output contract): 'auth status --json' exits 4 "
+          "(no key, a refused key) or 2 (a bad --base-url) with the problem only inside the "
+          "stdout object: no {\"error\": ...} line on stderr, which every other command "
+          "writes in explicit JSON mode",
+          Case(("auth", "status", "--json"), env=(("RETAB_API_KEY", ""),)),
+          _bad_stdout(("auth", "status"), "no JSON error object")),
+    Known("cancel-dry-run-json", "new (output contract): 'cancel --dry-run --json ID' (or -o jsonl) "
+          "prints 'POST /v1/partitions/ID/cancel' as text on stdout in JSON mode (create "
+          "--dry-run prints the request as JSON)",
           Case(("partitions", "cancel", "--dry-run", "--json", "{run}")),
-          _bad_stdout(("partitions", "cancel"), "stdout is not JSON", "--dry-run")),
-    Known("delete-dry-run-json", "new (output contract): 'delete --dry-run --json ID' prints "
-          "'DELETE /v1/partitions/ID' as text on stdout in JSON mode",
+          _bad_stdout(("partitions", "cancel"), "stdout", "--dry-run")),
+    Known("delete-dry-run-json", "new (output contract): 'delete --dry-run --json ID' (or -o jsonl) "
+          "prints 'DELETE /v1/partitions/ID' as text on stdout in JSON mode",
           Case(("partitions", "delete", "--dry-run", "--json", "{run}")),
-          _bad_stdout(("partitions", "delete"), "stdout is not JSON", "--dry-run")),
+          _bad_stdout(("partitions", "delete"), "stdout", "--dry-run")),
     Known("auth-status-raw-message", "new (issue 8 #2 class): 'auth status -o table' prints "
           "the server's 401 message on stdout without the sanitiser (an OSC 52 clipboard "
           "write and a forged line reach the terminal)",
