@@ -1,10 +1,5 @@
-"""The polling engine, on virtual time: a scripted fake client and a real Budget.
-
-The event loop below runs on a fake clock: whenever every task is waiting, it jumps
-straight to the next timer instead of sleeping. So `asyncio.sleep` (used by the
-engine and the Budget alike) costs nothing, sleepers wake in time order, and a
-ten-minute watch of a thousand runs takes a fraction of a second.
-"""
+"""The polling engine, on virtual time (tests/virtual_time.py): a scripted fake client
+and a real Budget, both sleeping with `asyncio.sleep` on the fake clock."""
 
 from __future__ import annotations
 
@@ -12,13 +7,13 @@ import asyncio
 import contextlib
 import itertools
 import random
-import selectors
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
+from virtual_time import now, run
 
 from retab_cli.budget import Budget
 from retab_cli.client import ApiResult
@@ -36,44 +31,6 @@ from retab_cli.watch import Event, RunState, Watcher, check_once
 
 T = TypeVar("T")
 LATENCY = 0.05
-
-
-# ---- virtual time ------------------------------------------------------------------
-
-
-class _VirtualSelector(selectors.DefaultSelector):
-    """Never blocks: a select that would wait advances the fake clock instead."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        ready = super().select(0)
-        if ready or timeout == 0:
-            return ready
-        if timeout is None:
-            raise RuntimeError("deadlock: every task waits and no timer is set")
-        self.now += timeout
-        return []
-
-
-class VirtualLoop(asyncio.SelectorEventLoop):
-    def __init__(self) -> None:
-        self._virtual = _VirtualSelector()
-        super().__init__(self._virtual)
-
-    def time(self) -> float:
-        return self._virtual.now
-
-
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    with asyncio.Runner(loop_factory=VirtualLoop) as runner:
-        return runner.run(main())
-
-
-def now() -> float:
-    return asyncio.get_running_loop().time()
 
 
 # ---- a scripted client -------------------------------------------------------------
