@@ -752,3 +752,157 @@ def test_no_ids_means_nothing_to_do() -> None:
         assert isinstance(RunState("x").exit_code, int)
 
     run(main)
+
+
+# ---- hostile or odd servers ------------------------------------------------------------
+
+
+def test_a_run_seen_terminal_stays_terminal_when_the_full_view_says_otherwise() -> None:
+    async def main() -> None:
+        # The cheap view says completed, the full object (a stale cache) in_progress.
+        full = partition("a", "in_progress", True)
+        client = FakeClient({"a": sequence("queued", "completed", full)})
+        w = watcher(client)
+        events = await collect(w)
+        assert kinds(events, "a") == ["status:queued", "status:completed", "ended"]
+        ended = events[-1]
+        assert ended.data is full and ended.new == "completed"
+        run = w.runs[0]
+        assert (run.status, run.outcome, run.exit_code, run.raw) == ("completed", "completed", 0, full)
+        assert w.exit_code() == 0
+
+    run(main)
+
+
+def test_a_full_view_with_another_terminal_status_wins() -> None:
+    async def main() -> None:
+        client = FakeClient({"a": sequence("queued", "completed", "failed")})
+        w = watcher(client)
+        events = await collect(w)
+        assert kinds(events, "a") == ["status:queued", "status:completed", "status:failed", "ended"]
+        assert (w.runs[0].outcome, w.exit_code()) == ("failed", 3)
+
+    run(main)
+
+
+def test_an_invalid_id_ends_its_run_at_once_as_an_unusable_response() -> None:
+    async def main() -> None:
+        client = FakeClient({"ok": timeline((0, "queued"), (5, "completed"))})
+        w = watcher(client, ["ok", "bad id\n"], timeout=600)
+        events = await collect(w)
+        gave_up = next(e for e in events if e.run.id == "bad id\n")
+        assert (gave_up.kind, gave_up.at) == ("gave_up", 0.0)
+        assert isinstance(gave_up.error, BadResponseError)
+        assert gave_up.error.message == ("unusable response: invalid partition id 'bad id\\n': ids are "
+                                         "1-128 characters of A-Z a-z 0-9 _ -")
+        assert gave_up.error.partition_id == "bad id\n"
+        assert kinds(events, "bad id\n") == ["gave_up"]
+        assert not client.calls_for("bad id\n")
+        assert [(r.outcome, r.exit_code) for r in w.runs] == [("completed", 0), ("gave_up", 1)]
+        assert now() < 10  # not until the timeout
+        assert w.exit_code() == 1
+
+    run(main)
+
+
+def test_only_invalid_ids_end_the_watch_at_once() -> None:
+    async def main() -> None:
+        w = watcher(FakeClient({}), ["a/b", "c d"], timeout=600, fail_fast=True)
+        events = await collect(w)
+        assert [(e.run.id, e.kind) for e in events] == [("a/b", "gave_up"), ("c d", "stopped")]
+        assert now() == 0.0
+        assert w.exit_code() == 1
+
+    run(main)
+
+
+@pytest.mark.parametrize("body", [{"id": "a"}, {"id": "a", "status": 5}, {"id": "a", "status": ""}, []])
+def test_a_polled_object_without_a_status_is_a_transient_failure(body: Any) -> None:
+    async def main() -> None:
+        client = FakeClient({"a": lambda t: body})
+        w = watcher(client, give_up_after=30)
+        events = await collect(w)
+        assert set(kinds(events, "a")[:-1]) == {"retry"}
+        assert events[-1].kind == "gave_up"
+        assert events[-1].error is not None
+        assert events[-1].error.message == "unusable response: a partition without a status"
+        assert w.runs[0].status is None and w.runs[0].raw is None
+        assert 30 <= events[-1].at <= 30 + 2 * LATENCY
+        assert w.exit_code() == 1
+
+    run(main)
+
+
+def test_an_unknown_status_is_shown_and_the_watch_goes_on() -> None:
+    async def main() -> None:
+        client = FakeClient({"a": timeline((0, "queued"), (3, "paused\x1b[2J"), (20, "completed"))})
+        w = watcher(client)
+        events = await collect(w)
+        assert kinds(events, "a") == ["status:queued", "status:paused\x1b[2J", "status:completed", "ended"]
+        paused = events[1]
+        assert (paused.old, paused.new) == ("queued", "paused\x1b[2J")
+        assert w.exit_code() == 0
+
+        client = FakeClient({"a": lambda t: "paused"})
+        w = watcher(client, timeout=30)
+        events = await collect(w)
+        assert kinds(events, "a") == ["status:paused", "timeout"]
+        assert (w.runs[0].status, w.runs[0].outcome, w.exit_code()) == ("paused", "timeout", 8)
+
+    run(main)
+
+
+def test_check_once_with_an_unknown_status_or_none() -> None:
+    async def main() -> None:
+        client = FakeClient({"p": lambda t: "paused", "n": lambda t: {"id": "n"}})
+        runs = await check_once(client, ["p", "n"])
+        assert [(r.status, r.outcome, r.exit_code) for r in runs] == [("paused", None, 8), (None, "error", 1)]
+        assert runs[1].last_error == "unusable response: a partition without a status"
+
+    run(main)
+
+
+# ---- nothing after the end ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop", ["timeout", "fail_fast", "fatal"])
+def test_nothing_is_emitted_or_asked_after_a_stop(stop: str) -> None:
+    async def main() -> None:
+        ending: Step = "queued"
+        if stop == "fail_fast":
+            ending = "failed"
+        elif stop == "fatal":
+            ending = AuthError("Invalid API key", status=401)
+        scripts: dict[str, Script] = {
+            "ender": timeline((0, "queued"), (9.5, ending)),
+            # Slow answers: a poll of these is always in flight when the stop comes.
+            **{f"slow{i}": timeline((0, "queued"), (9.8, "in_progress")) for i in range(5)},
+        }
+        client = FakeClient(scripts, latency=5.0, rate=0)
+        w = watcher(client, timeout=10.0 if stop == "timeout" else None, fail_fast=stop == "fail_fast")
+        events = await collect(w)
+        finals = {"ended", "gone", "gave_up", "timeout", "stopped", "fatal"}
+        stop_at = next(e.at for e in events if e.kind in finals)
+        after = [e for e in events if e.at > stop_at]
+        assert after == []
+        assert [e.kind in finals for e in events].index(True) == len(events) - 6  # all finals last
+        assert sorted(e.run.id for e in events if e.kind in finals) == sorted(scripts)
+        assert not [c for c in client.calls if c.at > stop_at]
+        assert client.cancelled > 0  # the polls in flight were cancelled, not awaited
+        assert not still_pending()
+        await asyncio.sleep(60)
+        assert not [c for c in client.calls if c.at > stop_at]
+
+    run(main)
+
+
+def test_the_end_of_every_run_ends_the_stream() -> None:
+    async def main() -> None:
+        client = FakeClient({"a": sequence("completed"), "b": timeline((0, "queued"), (400, "completed"))})
+        w = watcher(client)
+        events = await collect(w)
+        assert [e.kind for e in events].count("ended") == 2
+        assert events[-1].kind == "ended" and events[-1].run.id == "b"
+        assert not still_pending()
+
+    run(main)
