@@ -25,7 +25,7 @@ from retab_cli.parsing import parse_time
 from retab_cli.statuses import ACTIVE_ORDER, TERMINAL, status_of
 
 if TYPE_CHECKING:
-    from retab_cli.watch import Pacing, PollClient, Runs, Track
+    from retab_cli.watch import ListClient, Pacing, Runs, Track
 
 SWEEP_THRESHOLD = 50  # more active runs than this: sweep list pages instead (DESIGN §4)
 # In lifecycle order: a run moving on while we list moves to a status not listed yet,
@@ -58,7 +58,7 @@ def page_of(data: Any) -> tuple[list[Any], str | None]:
 class Sweeper:
     """The one task that sweeps list pages for a watcher, until it hands over."""
 
-    def __init__(self, client: PollClient, runs: Runs, pacing: Pacing, *, slots: asyncio.Semaphore,
+    def __init__(self, client: ListClient, runs: Runs, pacing: Pacing, *, slots: asyncio.Semaphore,
                  clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]],
                  began: float, hand_over: Callable[[], None]) -> None:
         self._client = client

@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from retab_cli.budget import Budget
 from retab_cli.errors import (
@@ -84,7 +84,11 @@ class PollClient(Protocol):
         self, partition_id: str, *, include_output: bool = True, attempts: int | None = None
     ) -> ApiResult: ...
 
-    # Optional at run time: a client without it is polled run by run.
+
+@runtime_checkable
+class ListClient(PollClient, Protocol):
+    """A client that can also list: many runs are swept instead of polled one by one."""
+
     async def list(self, params: Mapping[str, str | int]) -> ApiResult: ...
 
 
@@ -369,7 +373,6 @@ class Watcher:
         self._clock = clock
         self._sleep = sleep
         self._slots = asyncio.Semaphore(max(1, max_concurrent))
-        self._can_sweep = callable(getattr(client, "list", None))
         self._started = False
 
     @property
@@ -448,7 +451,7 @@ class Watcher:
 
     def _start(self, began: float) -> None:
         runs = self._runs
-        if self._can_sweep and runs.active > SWEEP_THRESHOLD:
+        if isinstance(self._client, ListClient) and runs.active > SWEEP_THRESHOLD:
             sweeper = Sweeper(self._client, runs, self._pacing, slots=self._slots, clock=self._clock,
                               sleep=self._sleep, began=began, hand_over=self._start_polls)
             # Sweep at once unless every run was just seen (seeded).

@@ -8,6 +8,7 @@ timeline; `list` answers from it at the time of the request (status filter, `fro
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import itertools
 import random
@@ -24,18 +25,18 @@ from test_watch import (
     Step,
     collect,
     kinds,
-    now,
     partition,
-    run,
     still_pending,
     timeline,
 )
+from virtual_time import now, run
 
 from retab_cli.budget import Budget
 from retab_cli.client import ApiResult
 from retab_cli.errors import AuthError, NotFoundError, ServerError
 from retab_cli.parsing import parse_time
-from retab_cli.watch import MAX_BACKOFF, SWEEP_STATUSES, SWEEP_THRESHOLD, Event, Watcher
+from retab_cli.sweep import SWEEP_STATUSES, SWEEP_THRESHOLD
+from retab_cli.watch import MAX_BACKOFF, Event, Watcher
 
 ACTIVE = frozenset(SWEEP_STATUSES)
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -140,12 +141,13 @@ class Account:
         }
         return ApiResult(body, 200, "req_fake")
 
-    def gets_for(self, pid: str) -> list[Got]:
+    # `list` is a method here: the builtin is spelled out in the annotations below.
+    def gets_for(self, pid: str) -> builtins.list[Got]:
         return [g for g in self.gets if g.id == pid]
 
-    def sweeps(self) -> list[list[Listed]]:
+    def sweeps(self) -> builtins.list[builtins.list[Listed]]:
         """The list requests grouped by sweep (each starts with the first pending page)."""
-        out: list[list[Listed]] = []
+        out: builtins.list[builtins.list[Listed]] = []
         for listed in self.lists:
             if listed.params["status"] == SWEEP_STATUSES[0] and "after" not in listed.params:
                 out.append([])
@@ -654,7 +656,7 @@ def test_an_unexpected_exception_in_a_fetch_ends_the_watch() -> None:
     async def main() -> None:
         scripts: dict[str, Script] = {f"w{i:02}": life(500) for i in range(60)}
         for i in range(10):
-            scripts[f"b{i}"] = timeline((0, "queued"), (5, ValueError("bug")))  # type: ignore[arg-type]
+            scripts[f"b{i}"] = timeline((0, "queued"), (5, ValueError("bug")))
         client = Account(scripts)
         w = watcher(client, list(scripts))
         with pytest.raises(ValueError, match="bug"):
