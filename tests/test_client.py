@@ -266,7 +266,7 @@ def test_the_http_client_settings() -> None:
             assert remote._http.follow_redirects is False
             assert remote._http.timeout == httpx.Timeout(30.0, connect=10.0)
             assert short._http.timeout == httpx.Timeout(5.0, connect=5.0)
-            assert remote.budget.rate == 5.0 and remote.max_attempts == 5
+            assert (remote.budget.rate, remote.budget.burst, remote.max_attempts) == (5.0, 2.0, 5)
 
     asyncio.run(main())
 
