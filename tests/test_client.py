@@ -33,7 +33,6 @@ from retab_cli.client import (
     decode_json,
     mask_key,
     parse_retry_after,
-    validate_id,
 )
 from retab_cli.errors import (
     AuthError,
@@ -852,35 +851,12 @@ def test_debug_lines_for_timeouts_and_corrupt_bodies() -> None:
 # ---- ids -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["", "../x", "a/b", "a.b", "a b", "a%2F", "ü", "x" * 129,
-                                 "prtn_1\n", "a\x00"])
-def test_invalid_ids_are_refused(bad: str) -> None:
-    with pytest.raises(UsageError) as info:
-        validate_id(bad)
-    assert info.value.message.endswith(": ids are 1-128 characters of A-Z a-z 0-9 _ -")
-    assert info.value.partition_id is None
-
-
-def test_an_invalid_id_is_shown_readably() -> None:
-    with pytest.raises(UsageError) as info:
-        validate_id("a b")
-    assert info.value.message.startswith("invalid partition id a b: ")
-    with pytest.raises(UsageError) as info:
-        validate_id("a\nb")
-    assert info.value.message.startswith("invalid partition id 'a\\nb': ")
-    with pytest.raises(UsageError) as info:
-        validate_id("y" * 81 + "/")
-    assert info.value.message.startswith(f"invalid partition id {'y' * 80!r}: ")
-    with pytest.raises(UsageError) as info:
-        validate_id("z" * 79 + "/")
-    assert info.value.message.startswith(f"invalid partition id {'z' * 79}/: ")
-
-
-@pytest.mark.parametrize("good", ["prtn_01G34H8J2K", "x", "A-b_9", "x" * 128])
-def test_valid_ids(good: str) -> None:
-    assert validate_id(good) == good
-
-
 def test_an_invalid_id_sends_nothing() -> None:
     _, trace = fails([], lambda c: c.get("../admin"), UsageError)
     assert trace.sent == []
+
+
+def test_the_id_rule_is_the_one_in_parsing() -> None:
+    from retab_cli import parsing
+
+    assert client_mod.validate_id is parsing.validate_id
