@@ -860,3 +860,38 @@ def test_the_id_rule_is_the_one_in_parsing() -> None:
     from retab_cli import parsing
 
     assert client_mod.validate_id is parsing.validate_id
+
+
+def test_importing_the_client_loads_httpx_but_not_its_command_line() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, retab_cli.client; "
+            "print([m for m in ('click', 'rich', 'pygments', 'httpx._main') if m in sys.modules], "
+            "'httpx' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert done.stdout.strip() == "[] True"
+
+
+@pytest.mark.parametrize(("url", "loads"), [(BASE, 1), ("https://127.0.0.1:9", 1), ("http://127.0.0.1:9", 0),
+                                            ("http://localhost:9", 0)])
+def test_a_ca_bundle_is_loaded_only_where_tls_is_used(monkeypatch: pytest.MonkeyPatch, url: str,
+                                                      loads: int) -> None:
+    import ssl
+
+    calls: list[object] = []
+    original = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        calls.append(args or kwargs)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+
+    async def main() -> None:
+        async with Client(url, KEY):
+            pass
+
+    asyncio.run(main())
+    assert len(calls) == loads
