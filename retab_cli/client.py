@@ -339,8 +339,19 @@ class Client:
         and retries start within the retry window. Every error raised names `partition_id`,
         whatever stage it came from, and has the key masked in everything it shows.
         """
-        spec = self._spec(method, path, params, json_body, headers, timeout, attempts,
-                          mutating, expect, on_retry)
+        content = _encode(json_body) if json_body is not None else None
+        send_headers = dict(headers or {})
+        if content is not None:
+            send_headers["Content-Type"] = "application/json"
+        per_attempt = timeout if timeout is not None else self.request_timeout
+        spec = RequestSpec(
+            method, path, params, content, send_headers,
+            attempts=attempts or self.max_attempts,
+            attempt_timeout=per_attempt,
+            window=timeout if timeout is not None else max(RETRY_WINDOW, per_attempt),
+            hard_deadline=timeout is not None,
+            mutating=mutating, expect=expect, on_retry=on_retry,
+        )
         try:
             return await self._retrying(spec)
         except RetabError as exc:
@@ -349,24 +360,6 @@ class Client:
             exc.hint = self.mask(exc.hint) if exc.hint else exc.hint
             exc.request_id = self.mask(exc.request_id) if exc.request_id else exc.request_id
             raise
-
-    def _spec(self, method: str, path: str, params: dict[str, Any] | None, json_body: Any,
-              headers: dict[str, str] | None, timeout: float | None, attempts: int | None,
-              mutating: bool, expect: Expect,
-              on_retry: Callable[[_Attempt], None] | None) -> RequestSpec:
-        content = _encode(json_body) if json_body is not None else None
-        send_headers = dict(headers or {})
-        if content is not None:
-            send_headers["Content-Type"] = "application/json"
-        per_attempt = timeout if timeout is not None else self.request_timeout
-        return RequestSpec(
-            method, path, params, content, send_headers,
-            attempts=attempts or self.max_attempts,
-            attempt_timeout=per_attempt,
-            window=timeout if timeout is not None else max(RETRY_WINDOW, per_attempt),
-            hard_deadline=timeout is not None,
-            mutating=mutating, expect=expect, on_retry=on_retry,
-        )
 
     async def _retrying(self, spec: RequestSpec) -> ApiResult:
         started = self._clock()
