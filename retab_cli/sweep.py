@@ -114,10 +114,11 @@ class Sweeper:
     def _next(self, started: float, listing: _Listing, lefts: list[float | None],
               cost: int) -> float | None:
         runs = self._runs
-        if runs.stopping or runs.active == 0:
+        if runs.stopping:
             return None
-        # Per-run polls are as cheap once few runs are left, or when listing the account
-        # costs as many pages as there are runs to watch: hand over to them for good.
+        # Per-run polls are as cheap once few runs are left (none, when all ended), or when
+        # listing the account costs as many pages as there are runs to watch: hand over to
+        # them for good.
         if runs.active <= SWEEP_THRESHOLD or (listing.error is None and listing.pages >= runs.active):
             self._hand_over()
             return None

@@ -275,12 +275,9 @@ class Runs:
         self.stop("stopped")
 
     def fatal_error_of_all(self, exc: RetabError) -> None:
-        """A fatal error about no one run (a listing): the first active run carries it."""
-        first = next(iter(self.waiting().values()), None)
-        if first is None:
-            self.fatal = exc
-        else:
-            self.fatal_error(first, exc)
+        """A fatal error about no one run (a listing): the first active run carries it.
+        (Sweeps run only while runs are active: a stop cancels them first.)"""
+        self.fatal_error(next(iter(self.waiting().values())), exc)
 
     # ---- state changes ---------------------------------------------------------------
 

@@ -152,8 +152,15 @@ def _changes(node: ast.AST) -> Iterator[tuple[str, str]]:
         yield "negate", f"condition {_short(node.test)} negated"
     if isinstance(node, ast.Return) and node.value is not None and not _is_none(node.value):
         yield "return_none", f"return {_short(node.value)} -> return None"
-    if isinstance(node, _REMOVABLE) and not (isinstance(node, ast.AnnAssign) and node.value is None):
+    if isinstance(node, _REMOVABLE) and not _placeholder(node):
         yield "remove", f"statement removed: {_short(node)}"
+
+
+def _placeholder(node: ast.stmt) -> bool:
+    """A field declared without a value, or a `...` body: nothing to remove."""
+    if isinstance(node, ast.AnnAssign):
+        return node.value is None
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and node.value.value is ...
 
 
 def _is_none(node: ast.expr) -> bool:
