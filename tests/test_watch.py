@@ -76,12 +76,16 @@ class FakeClient:
         rate: float = 5.0,
         burst: float = 2.0,
         latency: float = LATENCY,
+        latency_of: dict[str, float] | None = None,
     ) -> None:
         self.budget = Budget(rate, burst, clock=asyncio.get_running_loop().time)
         self.scripts = scripts
         self.latency = latency
+        self.latency_of = latency_of or {}  # per id, instead of `latency`
         self.calls: list[Call] = []
         self.cancelled = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
 
     async def get(
         self, partition_id: str, *, include_output: bool = True, attempts: int | None = None
@@ -89,11 +93,15 @@ class FakeClient:
         await self.budget.acquire()
         self.calls.append(Call(now(), partition_id, include_output, attempts))
         step = self.scripts[partition_id](now())
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(self.latency)
+            await asyncio.sleep(self.latency_of.get(partition_id, self.latency))
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
+        finally:
+            self.in_flight -= 1
         if isinstance(step, Limited):
             self.budget.on_rate_limited(step.retry_after)
             raise RateLimitedError("HTTP 429 Too Many Requests", status=429)
@@ -903,6 +911,229 @@ def test_the_end_of_every_run_ends_the_stream() -> None:
         events = await collect(w)
         assert [e.kind for e in events].count("ended") == 2
         assert events[-1].kind == "ended" and events[-1].run.id == "b"
+        assert not still_pending()
+
+    run(main)
+
+
+# ---- exact pacing --------------------------------------------------------------------------
+
+
+class Middle(random.Random):
+    """No jitter: every delay is exactly its base."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+
+def base_at(elapsed: float) -> float:
+    return min(max(elapsed / 10, 1.0), 10.0)
+
+
+def test_failures_back_off_doubling_from_one_interval_to_30_s_and_a_success_resets() -> None:
+    async def main() -> None:
+        down = NetworkError("connection refused")
+        client = FakeClient({"a": sequence("queued", *[down] * 7, "queued", "queued", "completed")}, rate=0)
+        await collect(watcher(client, rng=Middle()))
+        gaps = poll_gaps(client, "a")
+        # After: the sighting, 7 failures (1, 1, 2, 4, 8, 16 intervals, then the 30 s cap),
+        # and two sightings (a success resets it to one interval).
+        factors = [1, 1, 2, 4, 8, 16, None, None, 1, 1]
+        expected = [30.0 if f is None else base_at(at) * f for (at, _), f in zip(gaps, factors, strict=True)]
+        assert [d for _, d in gaps] == pytest.approx(expected)
+
+    run(main)
+
+
+def test_the_elapsed_time_counts_from_when_the_watch_starts() -> None:
+    async def main() -> None:
+        await asyncio.sleep(7.0)
+        client = FakeClient({"a": timeline((0, "queued"), (30, "completed"))}, rate=0)
+        w = watcher(client, rng=Middle())
+        events = await collect(w)
+        assert w.runs[0].started == 7.0
+        assert poll_gaps(client, "a")[0][1] == pytest.approx(1.0)  # 1 s, not (7 + 7) / 10
+        ended = events[-1]
+        assert w.runs[0].ended == ended.at
+        assert ended.at - w.runs[0].started == pytest.approx(ended.at - 7.0)
+
+    run(main)
+
+
+def test_the_full_object_is_asked_for_as_soon_as_the_end_is_seen() -> None:
+    async def main() -> None:
+        client = FakeClient({"a": timeline((0, "queued"), (5, "completed"))})
+        await collect(watcher(client))
+        cheap, full = client.calls[-2:]
+        assert (cheap.include_output, full.include_output) == (False, True)
+        assert full.at == pytest.approx(cheap.at + LATENCY)
+
+    run(main)
+
+
+def test_a_sleep_that_wakes_early_still_ends_at_the_deadline() -> None:
+    async def main() -> None:
+        async def early(seconds: float) -> None:
+            await asyncio.sleep(seconds / 2)
+
+        client = FakeClient({"a": lambda t: "queued"})
+        w = watcher(client, timeout=30.0, sleep=early)
+        events = await collect(w)
+        assert events[-1].kind == "timeout"
+        assert events[-1].at == pytest.approx(30.0)
+
+    run(main)
+
+
+@pytest.mark.parametrize(("last", "outcome"), [
+    ("cancelled", "cancelled"),
+    (NotFoundError("Partition not found", status=404), "not_found"),
+    (NetworkError("connection refused"), "gave_up"),
+])
+def test_fail_fast_stops_at_each_failing_outcome(last: Step, outcome: str) -> None:
+    async def main() -> None:
+        client = FakeClient({"bad": timeline((0, "queued"), (5, last)),
+                             "long": timeline((0, "queued"), (500, "completed"))})
+        w = watcher(client, fail_fast=True, give_up_after=10)
+        await collect(w)
+        assert [r.outcome for r in w.runs] == [outcome, "stopped"]
+        assert now() < 30
+
+    run(main)
+
+
+def test_fail_fast_does_not_stop_at_a_completed_run() -> None:
+    async def main() -> None:
+        client = FakeClient({"ok": timeline((0, "queued"), (5, "completed")),
+                             "long": timeline((0, "queued"), (50, "completed"))})
+        w = watcher(client, fail_fast=True)
+        await collect(w)
+        assert [r.outcome for r in w.runs] == ["completed", "completed"]
+
+    run(main)
+
+
+def test_a_final_fetch_failing_until_give_up_ends_the_run_with_the_cheap_view() -> None:
+    async def main() -> None:
+        down = NetworkError("connection refused")
+        client = FakeClient({"a": sequence("queued", "failed", down)})
+        w = watcher(client, give_up_after=10)
+        events = await collect(w)
+        ended = events[-1]
+        assert ended.kind == "ended"
+        assert ended.data is not None and ended.data["status"] == "failed"
+        assert ended.data["output"] == []  # the cheap object: the full one never came
+        assert ended.error is down
+        assert (w.runs[0].outcome, w.runs[0].last_error, w.exit_code()) == ("failed", down.message, 3)
+
+    run(main)
+
+
+def test_every_tolerated_failure_is_the_runs_last_error_while_it_lasts() -> None:
+    async def main() -> None:
+        lag = NotFoundError("Partition not found", status=404)
+        down = NetworkError("connection refused")
+        client = FakeClient({"a": sequence(lag, "queued", down, "queued", "completed")})
+        w = watcher(client)
+        seen: list[tuple[str, str | None]] = []
+        async with contextlib.aclosing(w.run()) as events:
+            async for event in events:  # as a live display reads them
+                seen.append((event.kind, event.run.last_error))
+        assert seen == [("retry", lag.message), ("status", None), ("retry", down.message),
+                        ("status", None), ("ended", None)]
+
+    run(main)
+
+
+def test_a_slow_consumer_sees_nothing_after_a_stop_and_no_request_goes_out() -> None:
+    async def main() -> None:
+        denied = AuthError("Invalid API key", status=401)
+        scripts: dict[str, Script] = {"bad": timeline((0, "queued"), (5, denied))}
+        scripts |= {f"r{i}": lambda t: "queued" for i in range(5)}
+        client = FakeClient(scripts, rate=0)
+        w = watcher(client)
+        kinds_seen, fatal_at = [], 0.0
+        async with contextlib.aclosing(w.run()) as events:
+            async for event in events:
+                kinds_seen.append(event.kind)
+                fatal_at = event.at if event.kind == "fatal" else fatal_at
+                await asyncio.sleep(3.0)  # a slow pipe: the engine must not go on meanwhile
+        assert kinds_seen[-6:] == ["fatal"] + ["stopped"] * 5
+        assert not [c for c in client.calls if c.at > fatal_at]
+        assert w.fatal is denied
+        assert w.runs[0].last_error == denied.message
+        assert not still_pending()
+
+    run(main)
+
+
+def test_a_stop_gives_each_run_exactly_one_final_event() -> None:
+    async def main() -> None:
+        # Both seen failed, both full fetches failing when the timeout comes; ending the
+        # first under fail-fast must not end the second twice.
+        down = NetworkError("connection refused")
+        client = FakeClient({"a": sequence("queued", "failed", down), "b": sequence("queued", "failed", down),
+                             "c": lambda t: "queued"})
+        w = watcher(client, timeout=20.0, fail_fast=True, give_up_after=1000)
+        events = await collect(w)
+        finals = [(e.run.id, e.kind) for e in events if e.kind not in ("status", "retry")]
+        assert sorted(finals) == [("a", "ended"), ("b", "ended"), ("c", "timeout")]
+
+    run(main)
+
+
+def test_the_watchers_own_state() -> None:
+    async def main() -> None:
+        client = FakeClient({"a": timeline((0, "queued"), (3, "completed")), "b": lambda t: "completed"})
+        w = watcher(client)
+        assert (w.active, w.fatal, [r.status for r in w.runs]) == (2, None, [None, None])
+        await collect(w)
+        assert (w.active, w.fatal) == (0, None)
+        with pytest.raises(RuntimeError) as info:
+            await w.run().__anext__()
+        assert str(info.value) == "a Watcher runs once"
+
+    run(main)
+
+
+def test_initial_objects_without_a_status_are_polled_at_once() -> None:
+    async def main() -> None:
+        client = FakeClient({"odd": lambda t: "completed", "seeded": lambda t: "completed",
+                             "none": lambda t: "completed"})
+        initial = {"odd": {"id": "odd"}, "seeded": partition("seeded", "queued", False)}
+        await collect(watcher(client, initial=initial))
+        first = {pid: client.calls_for(pid)[0].at for pid in client.scripts}
+        assert first["odd"] == first["none"] == 0.0
+        assert first["seeded"] >= 0.8
+
+    run(main)
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(None, 16), (4, 4), (0, 1)])
+def test_at_most_max_concurrent_requests_in_flight(limit: int | None, expected: int) -> None:
+    async def main() -> None:
+        client = FakeClient({f"r{i}": timeline((0, "queued"), (20, "completed")) for i in range(40)},
+                            rate=0, latency=2.0)
+        kw: dict[str, Any] = {} if limit is None else {"max_concurrent": limit}
+        w = watcher(client, **kw)
+        await collect(w)
+        assert client.most_in_flight == expected
+        runs = await check_once(client, list(client.scripts), **kw)
+        assert client.most_in_flight == expected
+        assert [(r.status, r.raw is not None) for r in runs] == [("completed", True)] * 40
+
+    run(main)
+
+
+def test_check_once_stops_the_slow_ones_at_a_fatal_error() -> None:
+    async def main() -> None:
+        scripts: dict[str, Script] = {"a": lambda t: AuthError("Invalid API key", status=401)}
+        scripts |= {f"q{i}": lambda t: "queued" for i in range(5)}
+        client = FakeClient(scripts, rate=0, latency_of={f"q{i}": 100.0 for i in range(5)})
+        with pytest.raises(AuthError):
+            await check_once(client, list(scripts))
+        assert now() < 1
+        assert client.cancelled == 5
         assert not still_pending()
 
     run(main)
