@@ -14,6 +14,7 @@ from retab_cli.urls import api_identity, is_loopback, normalize_base_url
     ("https://api.retab.com/", "https://api.retab.com"),
     ("  https://api.retab.com  ", "https://api.retab.com"),
     ("https://api.retab.com/proxy/", "https://api.retab.com/proxy"),
+    ("https://api.retab.com/ProxyX", "https://api.retab.com/ProxyX"),  # only slashes trimmed
     ("https://api.retab.com:8443", "https://api.retab.com:8443"),
     ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
     ("http://127.5.6.7:1", "http://127.5.6.7:1"),
@@ -96,7 +97,7 @@ def test_a_path_ending_in_v10_is_kept() -> None:
 
 @pytest.mark.parametrize(("host", "loopback"), [
     ("localhost", True), ("LOCALHOST", True), ("127.0.0.1", True), ("127.255.255.254", True),
-    ("::1", True), ("[::1]", True), ("127.0.0.1.evil.com", False), ("localhost.evil.com", False),
+    ("::1", True), ("[::1]", True), ("X::1", False), ("127.0.0.1.evil.com", False), ("localhost.evil.com", False),
     ("128.0.0.1", False), ("0.0.0.0", False), ("::2", False), ("", False), ("api.retab.com", False),
 ])
 def test_is_loopback_parses_addresses(host: str, loopback: bool) -> None:
