@@ -21,8 +21,10 @@ import pytest
 from test_watch import (
     LATENCY,
     FakeClient,
+    Middle,
     Script,
     Step,
+    base_at,
     collect,
     kinds,
     partition,
@@ -183,10 +185,6 @@ def reported(events: list[Event]) -> dict[str, Event]:
         if e.kind == "status" and e.new not in ACTIVE:
             out.setdefault(e.run.id, e)
     return out
-
-
-def base_at(t: float) -> float:
-    return min(max(t / 10, 1.0), 10.0)
 
 
 # ---- the budget and the delay to notice an end -----------------------------------------
@@ -671,13 +669,6 @@ def test_an_unexpected_exception_in_a_fetch_ends_the_watch() -> None:
 # ---- exact pacing and hand-over -------------------------------------------------------------
 
 
-class Middle(random.Random):
-    """No jitter: every delay is exactly its base."""
-
-    def uniform(self, a: float, b: float) -> float:
-        return (a + b) / 2
-
-
 def sweep_starts(client: Account) -> list[float]:
     return [s[0].at for s in client.sweeps()]
 
@@ -690,7 +681,7 @@ def test_sweeps_come_round_every_interval_from_the_start_of_the_last() -> None:
         assert starts[:10] == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
         # later the interval grows with the elapsed time: start + clamp(elapsed / 10)
         for a, b in itertools.pairwise(starts[10:]):
-            assert b == pytest.approx(a + min(max((a + 3 * LATENCY) / 10, 1.0), 10.0))
+            assert b == pytest.approx(a + base_at(a + 3 * LATENCY))
 
     run(main)
 
@@ -715,7 +706,7 @@ def test_failed_sweeps_back_off_from_when_they_failed_and_a_success_resets() -> 
         assert failing == pytest.approx([3.0, 4.05, 6.1])
         recovered = 6.1 + LATENCY + 4 * 1.0
         assert starts[3:7] == pytest.approx([3.0, 4.05, 6.1, recovered])
-        assert starts[7] == pytest.approx(recovered + min(max((recovered + 3 * LATENCY) / 10, 1.0), 10.0))
+        assert starts[7] == pytest.approx(recovered + base_at(recovered + 3 * LATENCY))
 
     run(main)
 
