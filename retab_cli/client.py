@@ -8,6 +8,7 @@ that need them, so the JSON output path never re-serialises anything.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import platform
@@ -165,22 +166,20 @@ def decode_json(body: bytes) -> Any:
     return json.loads(body, parse_constant=reject, parse_float=finite)
 
 
-def error_message(payload: Any, status: int, reason: str) -> tuple[str, str | None]:
-    """The API's message from any of its error shapes, and its code if any."""
+def error_message(payload: Any, status: int, reason: str) -> str:
+    """The API's message from any of its error shapes, else the HTTP status line."""
     detail = payload.get("detail") if isinstance(payload, dict) else None
     if isinstance(detail, str) and detail:
-        return detail, None
-    if isinstance(detail, dict):
-        message = str(detail.get("message") or detail.get("code") or "")
-        code = detail.get("code")
-        return message or f"HTTP {status} {reason}", str(code) if code else None
+        return detail
+    if isinstance(detail, dict) and (detail.get("message") or detail.get("code")):
+        return str(detail.get("message") or detail.get("code"))
     if isinstance(detail, list) and detail:
-        return _validation_message(detail), None
+        return _validation_message(detail)
     if isinstance(payload, dict):
         for key in ("message", "error"):
             if isinstance(payload.get(key), str):
-                return str(payload[key]), None
-    return f"HTTP {status} {reason}".rstrip(), None
+                return str(payload[key])
+    return f"HTTP {status} {reason}".rstrip()
 
 
 def _validation_message(detail: list[Any]) -> str:
@@ -356,14 +355,12 @@ class Client:
             return await self._retrying(spec)
         except RetabError as exc:
             exc.partition_id = exc.partition_id or partition_id
-            exc.message = self.mask(exc.message)
-            exc.hint = self.mask(exc.hint) if exc.hint else exc.hint
-            exc.request_id = self.mask(exc.request_id) if exc.request_id else exc.request_id
+            exc.message = self.mask(exc.message)  # request ids are masked as they arrive
             raise
 
     async def _retrying(self, spec: RequestSpec) -> ApiResult:
         started = self._clock()
-        for number in range(1, spec.attempts + 1):
+        for number in itertools.count(1):  # _stop_reason ends it at spec.attempts
             await self.budget.acquire()
             left = spec.window - (self._clock() - started)
             outcome = await self._attempt(spec, left if spec.hard_deadline else spec.attempt_timeout)
@@ -380,7 +377,7 @@ class Client:
                 f"(attempt {number + 1}/{spec.attempts}): {outcome.error.message}"
             ))
             await self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise AssertionError("unreachable")  # pragma: no cover: count() never ends
 
     @staticmethod
     def _stop_reason(outcome: _Attempt, spec: RequestSpec, number: int, resume_at: float) -> str | None:
@@ -496,7 +493,7 @@ class Client:
             where = response.headers.get("location", "?")
             message = f"HTTP {status} redirect to {where} (not followed)"
         else:
-            message, _code = error_message(payload, status, response.reason_phrase)
+            message = error_message(payload, status, response.reason_phrase)
         error = for_status(status)(message, status=status, request_id=request_id)
         if status not in RETRY_STATUSES:
             return _Attempt(error, retry=False)
@@ -548,7 +545,7 @@ def _http_client(base_url: str, api_key: str, request_timeout: float,
         verify=not (loopback and base_url.startswith("http://")),
         timeout=_timeouts(request_timeout),
         transport=transport,
-        limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=16),
+        limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
     )
 
 

@@ -55,7 +55,7 @@ WALL = 1_700_000_000.0  # the fake time of day, for Retry-After dates
 PARTITION = {"id": "prtn_1", "file": {"id": "file_1", "filename": "a.pdf", "mime_type": "application/pdf"},
              "model": "retab-small", "key": "k", "status": "completed", "output": [],
              "usage": {"credits": 3}}
-BODY = {"document": {"filename": "a.pdf", "url": "data:application/pdf;base64,JVBERi0="},
+BODY = {"document": {"filename": "façade.pdf", "url": "data:application/pdf;base64,JVBERi0="},
         "key": "k", "instructions": "i"}
 
 
@@ -206,6 +206,7 @@ def test_create_sends_compact_json_with_its_idempotency_key() -> None:
     assert request.headers["idempotency-key"] == "idem-1"
     assert request.headers["content-type"] == "application/json"
     assert request.content == json.dumps(BODY, separators=(",", ":")).encode()
+    assert b'"filename":"fa\\u00e7ade.pdf"' in request.content  # ASCII on the wire
 
 
 @pytest.mark.parametrize(("header", "replayed"), [("TRUE", True), ("false", False), ("yes", False)])
@@ -329,7 +330,7 @@ def test_retries_back_off_and_say_so_once_each() -> None:
 def test_backoff_doubles_from_half_a_second_to_eight(attempt: int, low: float, high: float) -> None:
     waits = [backoff(attempt) for _ in range(200)]
     assert low <= min(waits) and max(waits) <= high
-    assert max(waits) - min(waits) > (high - low) / 2  # jittered over the upper half
+    assert min(waits) < low + 0.1 * (high - low) and max(waits) > low + 0.9 * (high - low)
 
 
 def test_gives_up_after_five_attempts() -> None:
@@ -384,10 +385,10 @@ def test_retry_after_beyond_60s_fails_fast_saying_how_long() -> None:
     assert trace.slept == [] and len(trace.sent) == 1
 
 
-def test_retry_after_of_exactly_60s_is_honoured() -> None:
-    _, trace = exchange([raw(503, **{"retry-after": "60"}), ok(PARTITION)], lambda c: c.get("prtn_1"),
-                        request_timeout=70.0)
+def test_retry_after_of_exactly_60s_is_honoured_at_the_edge_of_the_window() -> None:
+    _, trace = exchange([raw(503, **{"retry-after": "60"}), ok(PARTITION)], get)
     assert trace.slept == [60.0]
+    assert trace.times == [0.0, 60.0]
 
 
 def test_retry_after_within_the_window_is_honoured() -> None:
@@ -543,7 +544,7 @@ def test_unusable_success_bodies(body: bytes) -> None:
 
 def test_decode_json_keeps_finite_numbers() -> None:
     assert decode_json(b'{"a": 1e300, "b": -2.5, "c": 7}') == {"a": 1e300, "b": -2.5, "c": 7}
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match=r"^a number out of range$"):
         decode_json(b"[1e400]")
     with pytest.raises(ValueError, match="constant NaN"):
         decode_json(b"[NaN]")
@@ -656,6 +657,8 @@ def test_error_statuses_map_to_typed_errors(status: int, body: Any, error: type,
     ({"detail": [{"loc": [0, "a"], "msg": "m"}, "junk", {"loc": ["b"], "msg": "n"}]}, "0.a: m; b: n"),
     ({"detail": [{"msg": str(i)} for i in range(5)]}, "0; 1; 2 (+2 more)"),
     ({"detail": [{"msg": str(i)} for i in range(3)]}, "0; 1; 2"),
+    ({"detail": [{"msg": str(i)} for i in range(4)]}, "0; 1; 2 (+1 more)"),
+    ({"detail": {}, "message": "beside an empty detail"}, "beside an empty detail"),
     ({"detail": []}, "HTTP 400 Bad Request"),
     ({"message": "top-level message"}, "top-level message"),
     ({"error": "top-level error"}, "top-level error"),
@@ -753,7 +756,7 @@ def test_delete_after_unknown_outcome_reports_already_deleted() -> None:
     script: list[Step] = [httpx.ReadError("reset"),
                           httpx.Response(404, json={"detail": "Partition not found"})]
     result, trace = exchange(script, lambda c: c.delete("prtn_1"))
-    assert (result.status, result.extra) == (404, {"already_deleted": True})
+    assert (result.status, result.extra, result.replayed) == (404, {"already_deleted": True}, False)
     assert [r.method for r in trace.requests] == ["DELETE", "DELETE"]
 
 
@@ -778,6 +781,7 @@ def test_list_requires_the_page_shape() -> None:
     page = {"data": [], "list_metadata": {"before": None, "after": None}}
     result, trace = exchange([ok(page)], lambda c: c.list({"limit": 10, "order": "asc"}))
     assert result.data == page
+    assert trace.requests[0].method == "GET"
     assert str(trace.requests[0].url) == f"{BASE}/v1/partitions?limit=10&order=asc"
 
 
@@ -895,3 +899,97 @@ def test_a_ca_bundle_is_loaded_only_where_tls_is_used(monkeypatch: pytest.Monkey
 
     asyncio.run(main())
     assert len(calls) == loads
+
+
+def test_a_request_starting_late_has_its_whole_window() -> None:
+    async def later(c: Client) -> ApiResult:
+        await asyncio.sleep(100.0)  # the clock does not start at zero
+        return await c.create(BODY, idempotency_key="idem-1", timeout=10.0)
+
+    _, trace = fails([raw(503, **{"retry-after": "4"}), raw(503, **{"retry-after": "4"}), HANG], later,
+                     OutcomeUnknownError)
+    assert trace.times == [100.0, 104.0, 108.0]
+    assert trace.ended == pytest.approx(110.0)
+    assert trace.requests[2].extensions["timeout"]["read"] == pytest.approx(2.0)
+
+    async def late_get(c: Client) -> ApiResult:
+        await asyncio.sleep(100.0)
+        return await c.get("prtn_1")
+
+    _, trace = exchange([raw(503, **{"retry-after": "59"}), ok(PARTITION)], late_get)
+    assert trace.times == [100.0, 159.0]
+
+
+def test_one_attempt_that_spent_the_window_gives_up_saying_so() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(69.9)
+        return raw(500)
+
+    error, trace = fails([slow, slow], get, ServerError, request_timeout=70.0)  # type: ignore[list-item]
+    assert len(trace.sent) == 1
+    assert error.message == ("HTTP 500 Internal Server Error (gave up after 1 attempt: the 70 s "
+                             "request window is spent)")
+
+
+@pytest.mark.parametrize(("status", "outcome"), [
+    (199, "HTTP 199"), (200, None), (299, None), (300, "HTTP 300 redirect to ? (not followed)"),
+    (399, "HTTP 399 redirect to ? (not followed)"), (400, "HTTP 400 Bad Request"),
+])
+def test_the_edges_of_success_and_redirect(status: int, outcome: str | None) -> None:
+    result, _ = exchange([raw(status, b'{"id": "prtn_1", "status": "queued"}' if outcome is None else b"")],
+                         get, max_attempts=1)
+    if outcome is None:
+        assert result.data == {"id": "prtn_1", "status": "queued"} and result.status == status
+    else:
+        assert isinstance(result, RetabError) and result.message == outcome
+
+
+def test_a_204_is_nothing_even_with_a_body() -> None:
+    error, _ = fails([raw(204, b'{"id": "prtn_1", "status": "queued"}')], get, BadResponseError)
+    assert error.message == "unusable response: expected an object"
+
+
+def test_a_body_without_a_content_type_is_named_so() -> None:
+    error, _ = fails([raw(200, b"<html>")], get, BadResponseError)
+    assert error.message == "unusable response: HTTP 200 body is not valid JSON (unknown type)"
+
+
+class Tracked(httpx.AsyncByteStream):
+    """A response body that records whether it was closed (the connection released)."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield part
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("parts", [[json.dumps(PARTITION).encode()], [b" " * (1 << 20)] * 65, [b"<html>"]])
+def test_every_response_is_closed_read_or_refused(parts: list[bytes]) -> None:
+    body = Tracked(parts)
+    exchange([httpx.Response(200, stream=body)], get)
+    assert body.closed
+
+
+def test_leaving_the_client_closes_its_connections() -> None:
+    async def main() -> bool:
+        async with Client(BASE, KEY) as c:
+            pass
+        return c._http.is_closed
+
+    assert asyncio.run(main()) is True
+
+
+def test_a_request_spec_is_frozen() -> None:
+    import dataclasses
+
+    spec = client_mod.RequestSpec("GET", "/v1/x", None, None, {}, attempts=1, attempt_timeout=1.0,
+                                  window=60.0, hard_deadline=False, mutating=False, expect="json",
+                                  on_retry=None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.attempts = 5  # type: ignore[misc]
