@@ -22,18 +22,18 @@ import asyncio
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import date, datetime, timedelta
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from retab_cli.emulator import documents, runs
 from retab_cli.emulator.lifecycle import SYNC_WAIT_CAP_S, day_start_us, schedule
-from retab_cli.emulator.middleware import OWNER_KEY, structured
+from retab_cli.emulator.middleware import OWNER_KEY
+from retab_cli.emulator.responses import error_response, json_response, value_error
 from retab_cli.emulator.schemas import CreatePartitionRequest, Partition, PartitionList, Status
 from retab_cli.emulator.state import EmulatorState
 from retab_cli.emulator.store import ListQuery, Replay, UnknownCursor
@@ -44,15 +44,7 @@ INCLUDE_OUTPUT_HELP = (
     "When false, returns a cheap status-only projection (no output), served from cache "
     "for in-flight background runs."
 )
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(content).encode(), status, headers, media_type="application/json")
-
-
-def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response:
-    return json_response({"detail": structured(code, message, details)}, status)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only, unlike \d
 
 
 def not_found() -> Response:
@@ -140,13 +132,9 @@ def build_router(state: EmulatorState) -> APIRouter:
         try:
             from_us = _day_us("from_date", from_date)
             to_us = _day_us("to_date", to_date, next_day=True)
-        except ValueError as exc:
-            name, value = exc.args
+        except BadDate as exc:
             return error_response(
-                400,
-                "invalid_date",
-                f"{name} must be a date as YYYY-MM-DD (UTC), not {value!r}",
-                {"param": name, "value": value},
+                400, "invalid_date", str(exc), {"param": exc.name, "value": exc.value}
             )
         query = ListQuery(limit, order, before, after, filename, status, from_us, to_us)
         now = state.clock.now()
@@ -221,6 +209,13 @@ def build_router(state: EmulatorState) -> APIRouter:
     return router
 
 
+class BadDate(ValueError):
+    def __init__(self, name: str, value: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.value = value
+
+
 def _day_us(name: str, value: str | None, next_day: bool = False) -> int | None:
     """Start of the UTC day (or of the next one, for an inclusive upper bound)."""
     if value is None:
@@ -230,7 +225,10 @@ def _day_us(name: str, value: str | None, next_day: bool = False) -> int | None:
             raise ValueError
         day = datetime.strptime(value, "%Y-%m-%d")
     except ValueError:
-        raise ValueError(name, value) from None
+        raise BadDate(name, value, f"{name} must be a date as YYYY-MM-DD (UTC), not {value!r}") from None
+    if next_day and day.date() == date.max:
+        # Its next day, the exclusive bound, is past what dates can hold.
+        raise BadDate(name, value, f"{name} must be before {date.max.isoformat()}")
     return day_start_us(day + timedelta(days=1) if next_day else day)
 
 
@@ -239,17 +237,7 @@ async def _create(state: EmulatorState, owner: str, body: CreatePartitionRequest
     try:
         source = documents.parse_document_url(url)
     except documents.DocumentUrlError as exc:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("body", "document", "url"),
-                    "msg": f"Value error, {exc}",
-                    "input": url if len(url) <= 200 else url[:200] + "...",
-                    "ctx": {"error": str(exc)},
-                }
-            ]
-        ) from None
+        raise value_error(("body", "document", "url"), str(exc), url) from None
     except documents.DocumentTooLarge as exc:
         return error_response(
             413,

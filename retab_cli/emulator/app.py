@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp
 
 from retab_cli.emulator.api import build_router
@@ -16,6 +17,7 @@ from retab_cli.emulator.middleware import (
     RequestId,
     ScriptedFaults,
 )
+from retab_cli.emulator.responses import validation_failed
 from retab_cli.emulator.state import EmulatorState
 from retab_cli.emulator.store import Store
 
@@ -29,6 +31,7 @@ def create_app(settings: Settings, store: Store | None = None) -> tuple[ASGIApp,
         description="A local emulator of Retab's Partitions API (retab-cli).",
         separate_input_output_schemas=False,
     )
+    api.add_exception_handler(RequestValidationError, validation_failed)
     api.include_router(build_router(state))
     if settings.control:
         api.include_router(build_control_router(state))

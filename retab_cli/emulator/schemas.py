@@ -9,9 +9,9 @@ error types a schema constraint would, without changing the published schema.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from retab_cli.emulator.partitioner import TIER_MULTIPLIERS
@@ -21,15 +21,30 @@ Status = Literal["pending", "queued", "in_progress", "completed", "failed", "can
 MAX_CONSENSUS = 8
 
 
+def _encodable(value: str) -> str:
+    # JSON can spell a lone surrogate (`"\\ud800"`); UTF-8, SQLite and every reader
+    # downstream cannot, so it is refused here rather than failing later with a 500.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError(
+            "string_unicode", "Input should be a valid string, unable to parse raw data as a unicode string"
+        ) from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+
+
 class MIMEData(BaseModel):
     """A file represented by its `filename` and a base64 data `url`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    filename: str = Field(
+    filename: Text = Field(
         description="The filename of the file", examples=["file.pdf", "image.png", "data.txt"]
     )
-    url: str = Field(
+    url: Text = Field(
         description="The URL of the file in base64 format",
         examples=["data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAADIA..."],
     )
@@ -39,9 +54,9 @@ class CreatePartitionRequest(BaseModel):
     """Public create-partition request body."""
 
     document: MIMEData = Field(description="The document to partition")
-    key: str = Field(description="The key to partition the document by")
-    instructions: str = Field(description="Instructions describing how the document should be partitioned")
-    model: str = Field(default="retab-small", description="The model to use for partitioning")
+    key: Text = Field(description="The key to partition the document by")
+    instructions: Text = Field(description="Instructions describing how the document should be partitioned")
+    model: Text = Field(default="retab-small", description="The model to use for partitioning")
     n_consensus: int = Field(
         default=1,
         description=(
