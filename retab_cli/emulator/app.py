@@ -12,6 +12,7 @@ from retab_cli.emulator.control import build_control_router
 from retab_cli.emulator.middleware import (
     Authenticate,
     InjectedFaults,
+    LimitBody,
     LimitRate,
     LogRequests,
     RequestId,
@@ -49,5 +50,7 @@ def wrap(api: ASGIApp, state: EmulatorState) -> ASGIApp:
         app = InjectedFaults(app, settings.latency_s, state.dice, settings.error_status)
     if settings.control:
         app = ScriptedFaults(app, state.faults)
+    app = LimitBody(app)
+    if settings.control:
         app = LogRequests(app, state.log)
     return RequestId(app)

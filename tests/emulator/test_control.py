@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .helpers import body, client, create
+from .helpers import body, client, create, data_url
 from emulator_support import Emulator, start_emulator
 
 
@@ -87,12 +88,16 @@ def test_request_log(emu: Emulator, http: httpx.Client) -> None:
     assert emu.requests() == []
 
 
-def test_big_bodies_are_shortened_in_the_log(emu: Emulator, http: httpx.Client) -> None:
+def test_the_log_keeps_no_document_bytes(emu: Emulator, http: httpx.Client) -> None:
     emu.clear_requests()
-    big = "data:text/plain;base64," + "QUFB" * 100_000
-    http.post("/v1/partitions", json=body(big, background=True))
-    url = emu.requests()[0]["body"]["document"]["url"]
-    assert url.startswith("data:text/plain;base64,QUFB") and len(url) < 2000
+    data = b"AAA" * 100_000
+    http.post("/v1/partitions", json=body(data_url(data, "text/plain"), background=True, key="k" * 5000))
+    (entry,) = emu.requests()
+    digest = hashlib.sha256(data).hexdigest()
+    assert entry["body"]["document"]["url"] == f"data:text/plain;base64,<300000 bytes; sha256 {digest}>"
+    assert entry["body"]["key"] == "k" * 1024 + "...(+3976 chars)"
+    assert entry["body_bytes"] > 400_000
+    assert "QUFB" not in json.dumps(emu.requests())
 
 
 def test_without_control_the_control_api_is_absent() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from .helpers import body, client
+from .helpers import body, client, data_url
 from emulator_support import Emulator
 
 
@@ -78,3 +79,63 @@ def test_to_date_at_the_end_of_the_calendar_is_a_400(http: httpx.Client) -> None
     assert http.get("/v1/partitions", params={"from_date": "9999-12-31"}).status_code == 200
     # Digits beyond ASCII are not digits here.
     assert http.get("/v1/partitions", params={"from_date": "٢٠٢٤-01-01"}).status_code == 400
+
+
+MIB = 1024 * 1024
+
+
+def raw_socket(emu: Emulator) -> socket.socket:
+    host, port = emu.url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of one response, read until the server closes."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, rest
+
+
+def request_head(emu: Emulator, *headers: str) -> bytes:
+    lines = ["POST /v1/partitions HTTP/1.1", "Host: x", f"Authorization: Bearer {emu.api_key}",
+             "Content-Type: application/json", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_a_declared_body_over_32_mib_is_refused_before_it_is_sent(emu: Emulator) -> None:
+    with raw_socket(emu) as sock:
+        sock.sendall(request_head(emu, f"Content-Length: {32 * MIB + 1}") + b'{"document": ')
+        status, headers, payload = read_response(sock)  # no more body is ever sent
+    assert status == 413 and headers["connection"] == "close"
+    detail = json.loads(payload)["detail"]
+    assert detail["code"] == "document_too_large" and detail["details"] == {"limit": 32 * MIB}
+    assert "/v1/files/upload" in detail["message"]
+    (entry,) = [e for e in emu.requests() if e["status"] == 413]
+    assert entry["body"] is None and entry["body_bytes"] == 0
+
+
+def test_a_chunked_body_is_refused_once_it_passes_32_mib(emu: Emulator) -> None:
+    piece = b"x" * MIB
+    with raw_socket(emu) as sock:
+        sock.sendall(request_head(emu, "Transfer-Encoding: chunked"))
+        sent = 0
+        try:
+            while sent <= 40 * MIB:  # the final chunk is never sent
+                sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                sent += len(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server has answered and closed
+        status, _, payload = read_response(sock)
+    assert status == 413 and json.loads(payload)["detail"]["code"] == "document_too_large"
+    assert sent <= 40 * MIB
+
+
+def test_a_body_under_the_cap_still_reaches_the_route(http: httpx.Client) -> None:
+    text = b"Invoice number: A\f" * 1_000_000  # 18 MB of text, 24 MB as base64
+    response = http.post("/v1/partitions", json=body(data_url(text, "text/plain"), background=True))
+    assert response.status_code == 201, response.text[:300]
