@@ -6,6 +6,7 @@
     emu.next_create("failed")
     emu.seed(250)
     emu.requests()                    # what the client sent, oldest first
+    logged_data_url(data, "application/pdf")  # how the log shows a data URL of these bytes
     emu.stop()
 
 The control calls use urllib, not httpx, so they never share state (or mocks such as
@@ -14,6 +15,7 @@ respx) with the client under test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -155,6 +157,12 @@ def external_emulator() -> Emulator | None:
     return Emulator(
         url=url.rstrip("/"), api_key=os.environ.get("RETAB_TEST_EMULATOR_KEY", DEFAULT_KEY), proc=None
     )
+
+
+def logged_data_url(data: bytes, mime: str) -> str:
+    """A data URL as the request log shows it: the log keeps no document bytes, only
+    their size and sha256 (for `data:<mime>;base64,...`)."""
+    return f"data:{mime};base64,<{len(data)} bytes; sha256 {hashlib.sha256(data).hexdigest()}>"
 
 
 def free_port() -> int:
