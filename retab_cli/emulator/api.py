@@ -77,9 +77,10 @@ def build_router(state: EmulatorState) -> APIRouter:
         chunk. Returns the stored `Partition` with its `output` chunks, and responds with `201`.
         """
         owner: str = request.scope[OWNER_KEY]
+        own_port = _own_port(request)
         idempotency_key = request.headers.get("idempotency-key")
         if not idempotency_key:
-            return await _create(state, owner, body)
+            return await _create(state, owner, body, own_port)
         fingerprint = hashlib.sha256(
             json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
         ).hexdigest()
@@ -97,7 +98,7 @@ def build_router(state: EmulatorState) -> APIRouter:
                         {"idempotency_key": idempotency_key},
                     )
                 return Response(earlier.body, earlier.status, media_type="application/json")
-            response = await _create(state, owner, body)
+            response = await _create(state, owner, body, own_port)
             if response.status_code == 201:
                 replay = Replay(fingerprint, response.status_code, bytes(response.body))
                 store.remember(owner, idempotency_key, replay, now, now - IDEMPOTENCY_TTL_US)
@@ -209,6 +210,12 @@ def build_router(state: EmulatorState) -> APIRouter:
     return router
 
 
+def _own_port(request: Request) -> int | None:
+    """The port this request came in on: a document URL there is the emulator itself."""
+    server = request.scope.get("server")
+    return int(server[1]) if server and server[1] is not None else None
+
+
 class BadDate(ValueError):
     def __init__(self, name: str, value: str, message: str) -> None:
         super().__init__(message)
@@ -232,7 +239,20 @@ def _day_us(name: str, value: str | None, next_day: bool = False) -> int | None:
     return day_start_us(day + timedelta(days=1) if next_day else day)
 
 
-async def _create(state: EmulatorState, owner: str, body: CreatePartitionRequest) -> Response:
+async def _load(
+    state: EmulatorState, owner: str, source: documents.Document | documents.RemoteUrl, own_port: int | None
+) -> documents.Document | documents.DocumentFailure:
+    if isinstance(source, documents.Document):
+        return source
+    try:
+        return await state.fetcher.fetch(owner, source, own_port)
+    except documents.DocumentFailure as failure:
+        return failure
+
+
+async def _create(
+    state: EmulatorState, owner: str, body: CreatePartitionRequest, own_port: int | None
+) -> Response:
     url = body.document.url
     try:
         source = documents.parse_document_url(url)
@@ -255,8 +275,9 @@ async def _create(state: EmulatorState, owner: str, body: CreatePartitionRequest
         allow_overlap=body.allow_overlap,
         background=body.background,
     )
+    document = await _load(state, owner, source, own_port)
     analysis = await run_in_threadpool(
-        runs.analyse, source, request.filename, request.key, request.allow_overlap
+        runs.analyse, document, request.filename, request.key, request.allow_overlap
     )
     run_id = runs.new_partition_id()
     created = state.clock.now()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from retab_cli.emulator import documents, partitioner
-from retab_cli.emulator.documents import Document, DocumentFailure, RemoteUrl
+from retab_cli.emulator.documents import Document, DocumentFailure
 from retab_cli.emulator.lifecycle import derive_status, format_time, present, schedule
 from retab_cli.emulator.store import Run
 
@@ -51,13 +51,11 @@ def file_id(data: bytes) -> str:
     return "file_" + hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-def analyse(source: Document | RemoteUrl, filename: str, key: str, allow_overlap: bool) -> Analysis:
-    """Fetch if needed, read the pages and partition them (blocking: use a thread)."""
-    try:
-        document = documents.fetch(source) if isinstance(source, RemoteUrl) else source
-    except DocumentFailure as failure:
+def analyse(document: Document | DocumentFailure, filename: str, key: str, allow_overlap: bool) -> Analysis:
+    """Read the pages and partition them (blocking: use a thread)."""
+    if isinstance(document, DocumentFailure):
         file = _file_ref(b"", "", filename)
-        return Analysis(file=file, pages=1, output=[], error=_error(failure.code, failure.message))
+        return Analysis(file=file, pages=1, output=[], error=_error(document.code, document.message))
     file = _file_ref(document.data, document.mime_type, filename)
     try:
         pages = partitioner.page_texts(document.data, document.mime_type)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from retab_cli.emulator.fetch import FETCHES_PER_KEY
+
 from .helpers import body, client, data_url
-from emulator_support import Emulator
+from emulator_support import Emulator, start_emulator, wait_until
 
 
 @pytest.fixture
@@ -139,3 +144,105 @@ def test_a_body_under_the_cap_still_reaches_the_route(http: httpx.Client) -> Non
     text = b"Invoice number: A\f" * 1_000_000  # 18 MB of text, 24 MB as base64
     response = http.post("/v1/partitions", json=body(data_url(text, "text/plain"), background=True))
     assert response.status_code == 201, response.text[:300]
+
+
+@pytest.mark.parametrize("path", ["/_emulator/requests", "/v1/partitions", "/openapi.json"])
+def test_the_emulator_never_fetches_itself(emu: Emulator, http: httpx.Client, path: str) -> None:
+    port = emu.url.rsplit(":", 1)[1]
+    for host in ("127.0.0.1", "localhost", "127.0.0.2"):
+        response = http.post("/v1/partitions", json=body(f"http://{host}:{port}{path}", filename="log.txt"))
+        run = response.json()
+        assert (response.status_code, run["status"]) == (201, "failed"), host
+        assert run["error"]["code"] == "self_fetch_refused" and run["output"] == []
+
+
+class SlowServer:
+    """A document server on loopback that never finishes: it holds each connection
+    open, sending nothing (`drip=False`) or a header then a byte every 50 ms."""
+
+    def __init__(self, drip: bool) -> None:
+        self.drip = drip
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/slow.txt"
+        self.connections = 0
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while self.open:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                if self.drip:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                while self.open:
+                    if self.drip:
+                        conn.sendall(b"x")
+                    time.sleep(0.05)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.open = False
+        self.listener.close()
+
+
+@pytest.fixture
+def dripping() -> Iterator[SlowServer]:
+    server = SlowServer(drip=True)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[SlowServer]:
+    server = SlowServer(drip=False)
+    yield server
+    server.close()
+
+
+def test_a_dripping_document_server_meets_the_whole_fetch_deadline(dripping: SlowServer) -> None:
+    emu = start_emulator("--fetch-timeout", "1s")
+    try:
+        with client(emu) as http:
+            started = time.monotonic()
+            run = http.post("/v1/partitions", json=body(dripping.url, filename="slow.txt")).json()
+            elapsed = time.monotonic() - started
+    finally:
+        emu.stop()
+    assert run["status"] == "failed" and run["error"]["code"] == "remote_fetch_timeout"
+    assert run["error"]["message"] == "fetching the document took longer than 1 s"
+    assert elapsed < 8  # the byte every 50 ms never lets a per-read timeout fire
+
+
+def test_one_keys_slow_fetches_do_not_hold_up_another_key(silent: SlowServer) -> None:
+    emu = start_emulator("--api-key", "rt_test_a", "--api-key", "rt_test_b", "--fetch-timeout", "60s")
+    stuck: list[threading.Thread] = []
+    try:
+        for _ in range(45):  # more than a default worker-thread pool (40)
+            args = (emu, "rt_test_a", silent.url)
+            thread = threading.Thread(target=_create_quietly, args=args, daemon=True)
+            thread.start()
+            stuck.append(thread)
+        wait_until(lambda: silent.connections >= FETCHES_PER_KEY, timeout=15)
+        with client(emu, "rt_test_b") as other:
+            started = time.monotonic()
+            response = other.post("/v1/partitions", json=body(), timeout=15)
+            elapsed = time.monotonic() - started
+        assert response.status_code == 201 and response.json()["status"] == "completed"
+        assert elapsed < 5  # a synchronous create of 7 pages at speed 20 takes about 0.3 s
+        assert silent.connections == FETCHES_PER_KEY  # key a's other creates wait their turn
+    finally:
+        emu.stop()
+
+
+def _create_quietly(emu: Emulator, key: str, url: str) -> None:
+    with contextlib.suppress(httpx.HTTPError), client(emu, key) as http:
+        http.post("/v1/partitions", json=body(url, filename="slow.txt", background=True), timeout=90)

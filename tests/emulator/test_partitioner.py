@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pypdf
@@ -9,6 +10,7 @@ import pytest
 
 from retab_cli.emulator import documents, partitioner, sample_pdf_path
 from retab_cli.emulator.documents import Document, DocumentFailure, DocumentTooLarge, DocumentUrlError
+from retab_cli.emulator.fetch import Fetcher
 from retab_cli.emulator.partitioner import consensus, credits, page_texts, partition
 from retab_cli.emulator.pdfgen import make_pdf
 
@@ -207,8 +209,10 @@ def test_remote_urls() -> None:
         assert isinstance(remote, documents.RemoteUrl) and remote.loopback, host
     assert not documents.is_loopback("127.0.0.1.evil.com")
     with pytest.raises(DocumentFailure) as caught:
-        documents.fetch(documents.RemoteUrl("https://example.com/a.pdf", loopback=False))
+        asyncio.run(Fetcher(1.0).fetch("o", documents.RemoteUrl("https://example.com/a.pdf", False), None))
     assert caught.value.code == "remote_fetch_unsupported"
+    with pytest.raises(DocumentUrlError):
+        documents.parse_document_url("http://127.0.0.1:99999/a.pdf")
 
 
 def test_reported_mime_prefers_the_declared_type() -> None:
