@@ -246,3 +246,49 @@ def test_one_keys_slow_fetches_do_not_hold_up_another_key(silent: SlowServer) ->
 def _create_quietly(emu: Emulator, key: str, url: str) -> None:
     with contextlib.suppress(httpx.HTTPError), client(emu, key) as http:
         http.post("/v1/partitions", json=body(url, filename="slow.txt", background=True), timeout=90)
+
+
+def _closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True when the server closes the connection (EOF) within `within` seconds."""
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass  # a response before the close is fine
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def _trickle_until_closed(sock: socket.socket, seconds: float) -> bool:
+    """Send a header line every 0.1 s (never idle, never done) until the server closes."""
+    for _ in range(int(seconds * 10)):
+        try:
+            sock.sendall(b"X-Slow: 1\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_idle_and_slowloris_connections_are_closed() -> None:
+    emu = start_emulator("--idle-timeout", "0.5s")
+    host, port = emu.url.removeprefix("http://").rsplit(":", 1)
+    try:
+        silent = socket.create_connection((host, int(port)))
+        partial = socket.create_connection((host, int(port)))
+        partial.sendall(b"GET /v1/partitions HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+        trickle = socket.create_connection((host, int(port)))
+        served = socket.create_connection((host, int(port)))
+        served.sendall(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")  # answered, then idle
+        assert _trickle_until_closed(trickle, seconds=3)
+        for sock in (silent, partial, served):
+            assert _closed_by_server(sock, within=3)
+        # A connection that keeps asking is served as long as it asks.
+        with client(emu) as http:
+            for _ in range(3):
+                assert http.get("/v1/partitions").status_code == 200
+                time.sleep(0.2)
+    finally:
+        emu.stop()
