@@ -31,6 +31,7 @@ from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from retab_cli.emulator import documents, runs
+from retab_cli.emulator.files import stored_document
 from retab_cli.emulator.lifecycle import SYNC_WAIT_CAP_S, day_start_us, schedule
 from retab_cli.emulator.middleware import OWNER_KEY
 from retab_cli.emulator.responses import error_response, json_response, value_error
@@ -241,9 +242,12 @@ def _day_us(name: str, value: str | None, next_day: bool = False) -> int | None:
 
 async def _load(
     state: EmulatorState, owner: str, source: documents.Document | documents.RemoteUrl, own_port: int | None
-) -> documents.Document | documents.DocumentFailure:
+) -> documents.Document | documents.StoredDocument | documents.DocumentFailure:
     if isinstance(source, documents.Document):
         return source
+    stored = stored_document(state, owner, source, own_port)
+    if stored is not None:
+        return stored
     try:
         return await state.fetcher.fetch(owner, source, own_port)
     except documents.DocumentFailure as failure:

@@ -9,6 +9,7 @@ from starlette.types import ASGIApp
 from retab_cli.emulator.api import build_router
 from retab_cli.emulator.config import Settings
 from retab_cli.emulator.control import build_control_router
+from retab_cli.emulator.files import build_files_router, build_storage_router
 from retab_cli.emulator.middleware import (
     Authenticate,
     InjectedFaults,
@@ -34,6 +35,8 @@ def create_app(settings: Settings, store: Store | None = None) -> tuple[ASGIApp,
     )
     api.add_exception_handler(RequestValidationError, validation_failed)
     api.include_router(build_router(state))
+    api.include_router(build_files_router(state))
+    api.include_router(build_storage_router(state))
     if settings.control:
         api.include_router(build_control_router(state))
     return wrap(api, state), state

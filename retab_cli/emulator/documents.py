@@ -17,6 +17,7 @@ import mimetypes
 import re
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 
 from retab_cli.urls import is_loopback
 
@@ -51,6 +52,15 @@ class DocumentFailure(Exception):
 class Document:
     data: bytes
     mime_type: str
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """One of the emulator's own uploaded files, read from disk."""
+
+    path: Path
+    mime_type: str  # as declared at upload
+    file_id: str
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,7 @@ def serve(settings: Settings) -> int:
         _server(app, settings).run(sockets=[sock])
     finally:
         sock.close()
-        state.store.close()
+        state.close()
     return 0
 
 
@@ -168,7 +168,7 @@ class BackgroundServer:
         self._server.should_exit = True
         self._thread.join(timeout=GRACEFUL_SHUTDOWN_S + 2)
         self.sock.close()
-        self.state.store.close()
+        self.state.close()
 
 
 def run_command(settings: Settings, command: Sequence[str]) -> int:

@@ -119,4 +119,5 @@ def test_without_control_the_control_api_is_absent() -> None:
 def test_control_api_is_not_in_the_schema(emu: Emulator) -> None:
     with urllib.request.urlopen(f"{emu.url}/openapi.json", timeout=10) as response:
         schema = json.load(response)
-    assert not [p for p in schema["paths"] if not p.startswith("/v1/partitions")]
+    assert not [p for p in schema["paths"] if not p.startswith(("/v1/partitions", "/v1/files/"))]
+    assert schema["paths"]  # and the storage URLs (/_storage/) stay out too
