@@ -32,6 +32,7 @@ class FaultSpec(BaseModel):
     headers: dict[str, str] | None = None
     delay: float | None = Field(default=None, ge=0)
     drop: bool = False
+    drop_after: int | None = Field(default=None, ge=0)
     slow: float | None = Field(default=None, ge=0)
     truncate: bool = False
 

@@ -334,6 +334,8 @@ class ScriptedFaults:
         if fault.drop:
             await _close_connection(scope, receive)
             return
+        if fault.drop_after is not None:
+            receive = _dropping_after(scope, receive, fault.drop_after)
         plain = fault.status is None and not (fault.headers or fault.slow or fault.truncate)
         if plain:
             await self.app(scope, receive, send)
@@ -387,6 +389,27 @@ async def _drip(send: Send, body: bytes, seconds: float) -> None:
         await asyncio.sleep(seconds / pieces)
         chunk = body[index * size : (index + 1) * size]
         await send({"type": "http.response.body", "body": chunk, "more_body": index < pieces - 1})
+
+
+def _dropping_after(scope: Scope, receive: Receive, limit: int) -> Receive:
+    """A receive that closes the connection once `limit` body bytes have passed (an
+    upload cut off mid-stream); the app then sees the client disconnect."""
+    seen = 0
+
+    async def receive_until_dropped() -> Message:
+        nonlocal seen
+        if seen >= limit:
+            await _close_connection(scope, receive)
+            return {"type": "http.disconnect"}
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            if seen + len(body) > limit:
+                message = {**message, "body": body[: limit - seen], "more_body": True}
+            seen += len(message["body"])
+        return message
+
+    return receive_until_dropped
 
 
 async def _close_connection(scope: Scope, receive: Receive) -> None:
