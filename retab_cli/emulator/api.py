@@ -6,11 +6,13 @@ every read would only cost time.
 
 Where the spec and CONTRACT.md are silent, the emulator answers:
 - a malformed `document.url` (bad data URL or base64, another scheme): 422 with
-  FastAPI's shape at `["body", "document", "url"]`; an inline document over 32 MiB:
-  413 `document_too_large`; an http(s) URL off loopback: 201 and a failed run
-  (`remote_fetch_unsupported`);
+  FastAPI's shape at `["body", "document", "url"]`; a request body over 32 MiB:
+  413 `document_too_large` (middleware.LimitBody); an http(s) URL off loopback: 201
+  and a failed run (`remote_fetch_unsupported`), as are the emulator's own URLs
+  (`self_fetch_refused`), except its stored files (files.py), read from disk;
 - `before` and `after` together, or a cursor id this key never had: 400
-  `invalid_cursor`; an unparseable `from_date`/`to_date`: 400 `invalid_date`;
+  `invalid_cursor`; an unparseable `from_date`/`to_date`, or a `to_date` of
+  9999-12-31 (its next day, the exclusive bound, does not exist): 400 `invalid_date`;
 - `Idempotency-Key` applies to create only (cancel and delete are idempotent anyway);
   only a 201 is remembered, for 24 hours per API key; a concurrent retry with the
   same key waits for the first attempt and replays it.

@@ -80,13 +80,13 @@ def parse_document_url(url: str) -> Document | RemoteUrl:
     if scheme == "data":
         return _decode_data_url(url)
     if scheme in ("http", "https"):
-        parts = urllib.parse.urlsplit(url)
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 (raises on a port that is not one)
+        except ValueError:  # `http://[zz/`, `http://host:99999/`
+            raise DocumentUrlError("the document URL has an invalid host or port") from None
         if not parts.hostname:
             raise DocumentUrlError("the document URL has no host")
-        try:
-            parts.port  # noqa: B018 (raises on a port that is not one)
-        except ValueError:
-            raise DocumentUrlError("the document URL has an invalid port") from None
         return RemoteUrl(url=url, loopback=is_loopback(parts.hostname))
     raise DocumentUrlError("the document URL must be a data: URL or an http(s) URL")
 

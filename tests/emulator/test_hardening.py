@@ -292,3 +292,39 @@ def test_idle_and_slowloris_connections_are_closed() -> None:
                 time.sleep(0.2)
     finally:
         emu.stop()
+
+
+def _document(url: str) -> bytes:
+    return json.dumps({"document": {"filename": "a", "url": url}, "key": "k", "instructions": "i"}).encode()
+
+
+HOSTILE = [
+    ("GET", "/v1/partitions?filename=%ED%A0%80", None),  # a surrogate, UTF-8 encoded
+    ("GET", "/v1/partitions/%ff", None),
+    ("GET", "/v1/partitions?limit=1e400", None),
+    ("GET", "/v1/partitions?from_date=0000-01-01", None),
+    ("GET", "/v1/files/%ED%A0%80/download-link", None),
+    ("POST", "/v1/files/upload", b'{"filename": "a", "size_bytes": 1e400}'),
+    ("POST", "/v1/files/upload", b'{"filename": "\\ud800", "size_bytes": 1}'),
+    ("POST", "/v1/files/upload", b"\xff\xfe"),
+    ("POST", "/v1/partitions", _document("http://[zz/x")),
+    ("POST", "/v1/partitions", _document("http://[::1]:99999/x")),
+    ("POST", "/v1/partitions", _document("data:,x").replace(b'"key"', b'"model": "\\ud800", "key"')),
+    ("PUT", "/_storage/uploads/file_x?expires=%ED%A0%80&signature=%ff", b"x"),
+    ("GET", "/_storage/files/file_x?expires=%D9%A1&signature=x", None),  # an Arabic-Indic digit
+]
+
+
+@pytest.mark.parametrize(("method", "path", "payload"), HOSTILE)
+def test_hostile_requests_never_get_a_500(
+    emu: Emulator, method: str, path: str, payload: bytes | None
+) -> None:
+    lines = [f"{method} {path} HTTP/1.1", "Host: x", f"Authorization: Bearer {emu.api_key}"]
+    lines.append("Connection: close")
+    if payload is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
+    with raw_socket(emu) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (payload or b""))
+        status, _, answer = read_response(sock)
+    assert status < 500, answer[:300]
+    json.loads(answer)  # always JSON
