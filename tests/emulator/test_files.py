@@ -414,3 +414,15 @@ def test_an_upload_streams_to_disk_in_bounded_memory(emu: Emulator, http: httpx.
     assert complete(http, session["fileId"], digest.hexdigest()).status_code == 200
     grown_mib = (_peak_rss_kib(emu.proc.pid) - before) / 1024
     assert grown_mib < 32, f"the emulator's peak RSS grew by {grown_mib:.0f} MiB for a 256 MiB upload"
+
+
+def test_a_reset_during_an_upload_ends_it_cleanly(emu: Emulator, http: httpx.Client) -> None:
+    session = start(http, b"x" * (2 * MIB), content_type="application/octet-stream")
+
+    def pieces() -> Iterator[bytes]:
+        yield b"x" * MIB
+        emu.reset()  # storage and sessions go while the PUT is under way
+        yield b"x" * MIB
+
+    response = put(session, pieces())  # type: ignore[arg-type]
+    assert response.status_code == 404 and response.json() == {"detail": "Upload session not found"}
