@@ -212,7 +212,8 @@ def build_storage_router(state: EmulatorState) -> APIRouter:
         except FileNotFoundError:  # the control API reset the storage meanwhile
             return plain_error(404, SESSION_NOT_FOUND)
         except OSError as exc:  # a full disk, say: the client may try again later
-            return error_response(507, "storage_failed", f"the emulator could not store the upload: {exc.strerror}")
+            message = f"the emulator could not store the upload: {exc.strerror}"
+            return error_response(507, "storage_failed", message)
         replaced = state.store.file_uploaded(file_id, received.size, received.sha256)
         if replaced is not None:
             await asyncio.to_thread(_discard_unreferenced, state, [replaced])

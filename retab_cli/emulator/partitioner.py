@@ -36,6 +36,7 @@ Chunk = dict[str, Any]
 TEXT_MIMES = ("application/json", "application/xml", "application/csv")
 _BINARY = "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f"  # control characters text never holds
 _READ_SIZE = 1024 * 1024
+_EOF_WINDOW = 64 * 1024
 _NUMBER_WORDS = {"number", "no", "no.", "nr", "nr.", "num", "num.", "#"}
 _NUMBER_ALTERNATIVES = r"(?:(?:number|num|nr|no)(?:\.|(?![A-Za-z0-9]))|\#)"
 # The value stays on the phrase's line unless a `:` or `#` leads to the next one,
@@ -130,6 +131,15 @@ def _decoded(stream: BinaryIO) -> Iterator[str]:
         ) from None
 
 
+def _ends_like_a_pdf(stream: BinaryIO) -> bool:
+    """A `%%EOF` marker in the last 64 KiB, where every readable PDF has one."""
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(max(0, size - _EOF_WINDOW))
+    tail = stream.read()
+    stream.seek(0)
+    return b"%%EOF" in tail
+
+
 def _pdf_texts(stream: BinaryIO) -> list[str]:
     reader = _pdf_reader(stream)
     try:
@@ -141,6 +151,10 @@ def _pdf_texts(stream: BinaryIO) -> list[str]:
 def _pdf_reader(stream: BinaryIO) -> Any:
     import pypdf
 
+    if not _ends_like_a_pdf(stream):
+        # pypdf would look for the marker line by line back to the first byte, with
+        # the whole "line" in memory: minutes and a GiB for a big damaged upload.
+        raise DocumentFailure("unreadable_document", "the PDF could not be read: no %%EOF marker at its end")
     try:
         reader = pypdf.PdfReader(stream)
         if reader.is_encrypted and not reader.decrypt(""):
