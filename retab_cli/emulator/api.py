@@ -32,8 +32,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from retab_cli.emulator import documents, runs
-from retab_cli.emulator.files import stored_document
+from retab_cli.emulator import documents, files, runs
 from retab_cli.emulator.lifecycle import SYNC_WAIT_CAP_S, day_start_us, schedule
 from retab_cli.emulator.middleware import OWNER_KEY
 from retab_cli.emulator.responses import error_response, json_response, value_error
@@ -80,7 +79,7 @@ def build_router(state: EmulatorState) -> APIRouter:
         chunk. Returns the stored `Partition` with its `output` chunks, and responds with `201`.
         """
         owner: str = request.scope[OWNER_KEY]
-        own_port = _own_port(request)
+        own_port = files.own_port(request)
         idempotency_key = request.headers.get("idempotency-key")
         if not idempotency_key:
             return await _create(state, owner, body, own_port)
@@ -213,12 +212,6 @@ def build_router(state: EmulatorState) -> APIRouter:
     return router
 
 
-def _own_port(request: Request) -> int | None:
-    """The port this request came in on: a document URL there is the emulator itself."""
-    server = request.scope.get("server")
-    return int(server[1]) if server and server[1] is not None else None
-
-
 class BadDate(ValueError):
     def __init__(self, name: str, value: str, message: str) -> None:
         super().__init__(message)
@@ -247,7 +240,7 @@ async def _load(
 ) -> documents.Document | documents.StoredDocument | documents.DocumentFailure:
     if isinstance(source, documents.Document):
         return source
-    stored = stored_document(state, owner, source, own_port)
+    stored = files.stored_document(state, owner, source, own_port)
     if stored is not None:
         return stored
     try:

@@ -259,13 +259,24 @@ def stored_document(
     return StoredDocument(path=path, mime_type=record.content_type, file_id=record.id)
 
 
+def own_port(request: Request) -> int | None:
+    """The port this request came in on: a document URL there is the emulator itself."""
+    server = _own_address(request)
+    return server[1] if server else None
+
+
 def own_base(request: Request) -> str:
     """The emulator's own URL, from the address this connection reached (never
     from the Host header, which the client writes)."""
+    server = _own_address(request)
+    if server is None:
+        return str(request.base_url).rstrip("/")
+    return f"http://{url_host(server[0])}:{server[1]}"
+
+
+def _own_address(request: Request) -> tuple[str, int] | None:
     server = request.scope.get("server")
-    if server and server[1] is not None:
-        return f"http://{url_host(server[0])}:{server[1]}"
-    return str(request.base_url).rstrip("/")
+    return (str(server[0]), int(server[1])) if server and server[1] is not None else None
 
 
 def mime_data(base: str, record: FileRecord) -> dict[str, str]:
