@@ -3,9 +3,11 @@
     emu = start_emulator()            # control API on, speed 20, in-memory db
     emu.url, emu.api_key              # point the client here
     emu.add_fault(path="/v1/partitions$", method="POST", status=503, times=2)
+    emu.add_fault(path="^/_storage/uploads/", method="PUT", drop_after=1_000_000)  # an upload cut off
     emu.next_create("failed")
     emu.seed(250)
-    emu.requests()                    # what the client sent, oldest first
+    emu.requests()                    # what the client sent, oldest first (uploads: the
+                                      # PUT to /_storage/uploads/<id>, headers, body_bytes)
     logged_data_url(data, "application/pdf")  # how the log shows a data URL of these bytes
     emu.stop()
 
