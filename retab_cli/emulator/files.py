@@ -146,7 +146,11 @@ def build_files_router(state: EmulatorState) -> APIRouter:
             if refusal is not None:
                 return refusal
             if record.completed_us is None:
-                record = await asyncio.to_thread(_complete, state, record)
+                try:
+                    record = await asyncio.to_thread(_complete, state, record)
+                except OSError:  # its bytes went (a reset, a hand) between the PUT and now
+                    message = f"the uploaded bytes of {file_id} are gone; upload them again"
+                    return error_response(422, "upload_missing", message, {"file_id": file_id})
         return json_response(mime_data(own_base(request), record))
 
     @router.get(
@@ -228,6 +232,8 @@ def build_storage_router(state: EmulatorState) -> APIRouter:
         if record is None:
             return plain_error(404, FILE_NOT_FOUND)
         path = state.blobs.blob_path(record.uploaded_sha256 or "")
+        if not path.is_file():  # its storage was reset (or removed by hand) since
+            return plain_error(404, FILE_NOT_FOUND)
         return FileResponse(path, media_type=record.mime_type or GENERIC_MIME)
 
     return router

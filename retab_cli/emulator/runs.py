@@ -59,7 +59,12 @@ def analyse(
     if isinstance(document, DocumentFailure):
         return _failed(_file_ref(file_id(b""), b"", "", filename), document)
     if isinstance(document, StoredDocument):
-        with document.path.open("rb") as stream:
+        try:
+            stream = document.path.open("rb")
+        except OSError:  # its storage was reset (or removed by hand) since
+            failure = DocumentFailure("file_not_found", f"the bytes of {document.file_id} are gone")
+            return _failed(_file_ref(document.file_id, b"", "", filename), failure)
+        with stream:
             return _analyse(stream, document.file_id, document.mime_type, filename, key, allow_overlap)
     inline = io.BytesIO(document.data)
     return _analyse(inline, file_id(document.data), document.mime_type, filename, key, allow_overlap)

@@ -426,3 +426,22 @@ def test_a_reset_during_an_upload_ends_it_cleanly(emu: Emulator, http: httpx.Cli
 
     response = put(session, pieces())  # type: ignore[arg-type]
     assert response.status_code == 404 and response.json() == {"detail": "Upload session not found"}
+
+
+def test_bytes_removed_from_disk_are_a_clean_error(keyed: tuple[Emulator, Path]) -> None:
+    emu, db = keyed
+    blobs = db.with_name(db.name + "-files") / "blobs"
+    data = b"Invoice number: GONE-1\n"
+    with client(emu, KEY) as http:
+        session = start(http, data, content_type="text/plain")
+        assert put(session, data).status_code == 200
+        (blobs / sha(data)).unlink()
+        missing = complete(http, session["fileId"])
+        assert missing.status_code == 422 and missing.json()["detail"]["code"] == "upload_missing"
+        mime = upload(http, data, content_type="text/plain")
+        link = http.get(f"/v1/files/{mime['url'].rsplit('/', 1)[1]}/download-link").json()
+        (blobs / sha(data)).unlink()
+        with httpx.Client(trust_env=False) as anyone:
+            assert anyone.get(link["download_url"]).status_code == 404
+        run = http.post("/v1/partitions", json=body(mime["url"])).json()
+        assert run["status"] == "failed" and run["error"]["code"] == "file_not_found"
