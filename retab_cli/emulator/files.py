@@ -69,7 +69,7 @@ DOWNLOAD_TTL_S = 60 * 60
 FILE_NOT_FOUND = "File not found"
 SESSION_NOT_FOUND = "Upload session not found"
 _STORED_PATH = re.compile(re.escape(STORAGE_PREFIX) + r"files/(file_[0-9a-f]{16})")
-_MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+(?:\s*;[^\x00-\x1f\x7f]*)?", re.ASCII)
+_MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+(?:[ \t]*;[^\x00-\x1f\x7f]*)?", re.ASCII)
 
 
 def new_file_id() -> str:

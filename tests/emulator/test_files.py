@@ -202,6 +202,7 @@ def test_unknown_files_and_sessions(http: httpx.Client) -> None:
         ({"filename": ""}, ["body", "filename"], "string_too_short"),
         ({"sha256": "abc"}, ["body", "sha256"], "string_pattern_mismatch"),
         ({"content_type": "pdf\r\nX-Evil: 1"}, ["body", "content_type"], "value_error"),
+        ({"content_type": "text/plain\r\n;x"}, ["body", "content_type"], "value_error"),
     ],
 )
 def test_upload_validation(http: httpx.Client, fields: dict[str, Any], loc: list[str], kind: str) -> None:
