@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,19 +38,31 @@ class Received:
 
 
 class Blobs:
-    def __init__(self, db: str) -> None:
-        if db == ":memory:":
-            self.root = Path(tempfile.mkdtemp(prefix="retab-emulator-files-"))
-            self._temporary = True
-        else:
-            self.root = Path(db).expanduser().with_name(Path(db).name + "-files")
-            self._temporary = False
-        self._dirs = [self.root / name for name in ("parts", "blobs")]
-        shutil.rmtree(self.root / "parts", ignore_errors=True)  # a crash's leftovers
-        self._make_dirs()
+    """The directory is made on first use: an emulator that never sees an upload
+    leaves nothing behind, even when killed."""
 
-    def _make_dirs(self) -> None:
-        for directory in (self.root, *self._dirs):
+    def __init__(self, db: str) -> None:
+        self._temporary = db == ":memory:"
+        path = Path(db).expanduser()
+        self._beside_db = None if self._temporary else path.with_name(path.name + "-files")
+        self._root: Path | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        with self._lock:
+            if self._root is None:
+                if self._beside_db is None:
+                    self._root = Path(tempfile.mkdtemp(prefix="retab-emulator-files-"))
+                else:
+                    self._root = self._beside_db
+                    shutil.rmtree(self._root / "parts", ignore_errors=True)  # a crash's leftovers
+                self._make_dirs(self._root)
+            return self._root
+
+    @staticmethod
+    def _make_dirs(root: Path) -> None:
+        for directory in (root, root / "parts", root / "blobs"):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def blob_path(self, sha256: str) -> Path:
@@ -86,13 +99,15 @@ class Blobs:
             self.blob_path(sha256).unlink(missing_ok=True)
 
     def reset(self) -> None:
-        for directory in self._dirs:
-            shutil.rmtree(directory, ignore_errors=True)
-        self._make_dirs()
+        if self._root is None:
+            return
+        for name in ("parts", "blobs"):
+            shutil.rmtree(self._root / name, ignore_errors=True)
+        self._make_dirs(self._root)
 
     def close(self) -> None:
-        if self._temporary:
-            shutil.rmtree(self.root, ignore_errors=True)
+        if self._temporary and self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
 
 
 def _write(out: IO[bytes], digest: Any, chunks: list[bytes]) -> None:

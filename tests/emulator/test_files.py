@@ -446,3 +446,15 @@ def test_bytes_removed_from_disk_are_a_clean_error(keyed: tuple[Emulator, Path])
             assert anyone.get(link["download_url"]).status_code == 404
         run = http.post("/v1/partitions", json=body(mime["url"])).json()
         assert run["status"] == "failed" and run["error"]["code"] == "file_not_found"
+
+
+def test_an_emulator_without_uploads_makes_no_storage_directory(tmp_path: Path) -> None:
+    db = tmp_path / "emulator.sqlite3"
+    emu = start_emulator(db=str(db))
+    try:
+        with client(emu) as http:
+            assert http.post("/v1/partitions", json=body()).json()["status"] == "completed"
+            assert http.get("/v1/files/file_0123456789abcdef").status_code == 404
+    finally:
+        emu.stop()
+    assert db.exists() and not db.with_name(db.name + "-files").exists()
