@@ -57,7 +57,9 @@ def version_text() -> str:
 
 def _show_version(value: bool) -> None:
     if value:
-        sys.stdout.write(version_text() + "\n")
+        from retab_cli.render import Renderer
+
+        Renderer().line(version_text())
         raise typer.Exit(0)
 
 
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if "_RETAB_COMPLETE" in os.environ:
         # Shell completion only: register Typer's shell classes (skipped on normal runs).
+        # Typer has no public name for this (typer.completion only re-imports it).
         from typer._completion_classes import completion_init
 
         completion_init()

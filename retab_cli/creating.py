@@ -136,7 +136,27 @@ class DocumentSource:
         return [from_path(f, filename=name, mime_type=mime, warn=warn) for f in files]
 
 
-def check_idempotency_key(key: str | None, documents: int) -> None:
+@dataclass(frozen=True)
+class Plan:
+    """One invocation, checked: the shared options, the documents and their keys."""
+
+    options: CreateOptions
+    documents: list[Document]
+    keys: list[str]  # one Idempotency-Key per document, reused on every retry
+    deadline: float | None
+    wait: bool
+
+    @classmethod
+    def make(cls, options: CreateOptions, documents: list[Document], *,
+             idempotency_key: str | None, deadline: float | None, wait: bool) -> Plan:
+        import secrets
+
+        _check_idempotency_key(idempotency_key, len(documents))
+        keys = [idempotency_key or secrets.token_hex(16) for _ in documents]
+        return cls(options, documents, keys, deadline, wait)
+
+
+def _check_idempotency_key(key: str | None, documents: int) -> None:
     if key is None:
         return
     if documents != 1:
@@ -147,57 +167,57 @@ def check_idempotency_key(key: str | None, documents: int) -> None:
 
 @dataclass
 class Creates:
-    """One invocation's creates: what is sent, then, as the answers come, the runs and
-    their exit codes (`tally`) and where every document stands (`ledger`), so a stop
-    (an interrupt, a closed stdout) can say what was created and how to retry the rest."""
+    """One invocation's creates as they are sent: as the answers come, the runs and their
+    exit codes (`tally`) and where every document stands (`ledger`), so a stop (an
+    interrupt, a closed stdout) can say what was created and how to retry the rest."""
 
-    options: CreateOptions
-    documents: list[Document]
-    keys: list[str]
-    wait: bool = False
-    deadline: float | None = None
+    plan: Plan
     ledger: Ledger = field(init=False)
     tally: Tally = field(init=False)
 
     def __post_init__(self) -> None:
         from retab_cli.bulk import Ledger, Tally
 
-        self.ledger = Ledger(range(len(self.documents)))
+        self.ledger = Ledger(range(len(self.plan.documents)))
         self.tally = Tally()
 
     @property
     def single(self) -> bool:
-        return len(self.documents) == 1
+        return len(self.plan.documents) == 1
 
     async def send(self, client: Client, out: Reporter, *,
                    stream: Callable[[dict[str, Any]], None] | None = None,
                    advance: Callable[[str], None] | None = None) -> None:
         """Send every create: each failure reported through `out` (naming its document,
         with the safe retry when its outcome is unknown), each run kept and, in input
-        order, given to `stream`."""
-        self.tally.report = out.error
+        order, given to `stream`. A synchronous create is bounded whole by the plan's
+        deadline (DEFAULT_SYNC_TIMEOUT without one)."""
+        plan, tally = self.plan, self.tally
+        tally.report = out.error
 
         def emit(outcome: Outcome) -> None:
             if outcome.error is not None:
                 index = outcome.item
-                explain_failure(outcome.error, self.options, self.documents[index],
-                                self.keys[index], self.wait)
-                self.tally.failed(outcome.error)
+                explain_failure(outcome.error, plan.options, plan.documents[index],
+                                plan.keys[index], plan.wait)
+                tally.failed(outcome.error)
                 return
-            self.tally.values.append(outcome.value)
-            if not self.options.background:
-                self.tally.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
+            tally.values.append(outcome.value)
+            if not plan.options.background:
+                tally.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
             if stream is not None:
                 stream(outcome.value)
 
-        await send_creates(client, self.options, self.documents, self.keys, emit,
-                           ledger=self.ledger, advance=advance)
+        sync = None if plan.options.background else (plan.deadline or DEFAULT_SYNC_TIMEOUT)
+        await send_creates(client, plan.options, plan.documents, plan.keys, emit,
+                           ledger=self.ledger, advance=advance, timeout=sync)
 
     def report_stop(self, out: Reporter, why: str, *, ids_shown: bool) -> None:
         """`report_unfinished`, naming the runs created unless stdout showed them."""
         ids = [] if ids_shown else [str(v.get("id")) for v in self.tally.values]
-        report_unfinished(out, self.options, self.documents, self.keys, self.ledger,
-                          wait=self.wait, why=why, created=ids)
+        plan = self.plan
+        report_unfinished(out, plan.options, plan.documents, plan.keys, self.ledger,
+                          wait=plan.wait, why=why, created=ids)
 
 
 def dry_run_requests(options: CreateOptions, documents: Sequence[Document],
@@ -217,10 +237,12 @@ def dry_run_requests(options: CreateOptions, documents: Sequence[Document],
 
 async def send_creates(client: Client, options: CreateOptions, documents: Sequence[Document],
                        keys: Sequence[str], emit: Callable[[Outcome], None], *,
-                       ledger: Ledger, advance: Callable[[str], None] | None = None) -> None:
+                       ledger: Ledger, advance: Callable[[str], None] | None = None,
+                       timeout: float | None = None) -> None:
     """One create per document; `emit` gets each outcome (its item is the document's
     index) in input order. `ledger` (over the indexes) says, if it stops early, which
-    creates were answered, in flight or never sent."""
+    creates were answered, in flight or never sent. `timeout` bounds each create whole,
+    its retries included (a synchronous create's --timeout)."""
     import asyncio
 
     from retab_cli.bulk import ByteBudget, ordered
@@ -231,7 +253,7 @@ async def send_creates(client: Client, options: CreateOptions, documents: Sequen
         document = documents[index]
         async with in_flight.hold(document.size or 0):
             body = await asyncio.to_thread(options.body, document)
-            result = await client.create(body, idempotency_key=keys[index])
+            result = await client.create(body, idempotency_key=keys[index], timeout=timeout)
         if advance:
             advance(document.filename)
         return _run_of(result.data, result.request_id)
@@ -239,14 +261,11 @@ async def send_creates(client: Client, options: CreateOptions, documents: Sequen
     await ordered(ledger.items, one, emit, limit=UPLOADS_AT_ONCE, ledger=ledger)
 
 
-def _run_of(data: Any, request_id: str | None) -> dict[str, Any]:
-    """The run a create answered, or, when the answer is not a run this tool can show,
-    watch or name again (no object, no valid id), that document's own failure."""
+def _run_of(data: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    """The run a create answered (an object: the client checks), or, when it has no id
+    this tool can watch or name again, that document's own failure."""
     from retab_cli.client import validate_id
 
-    if not isinstance(data, dict):
-        raise BadResponseError("unusable response: expected a partition object",
-                               request_id=request_id)
     run_id = data.get("id")
     try:
         validate_id(run_id if isinstance(run_id, str) else "")

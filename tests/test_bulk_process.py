@@ -196,8 +196,8 @@ def test_a_stopped_bulk_command_reports_done_in_flight_and_not_sent(
     if stop == "interrupt":
         first = [proc.proc.stdout.readline().decode().strip() for _ in range(3)]
         proc.proc.send_signal(signal.SIGINT)
-    else:
-        first = [proc.proc.stdout.readline().decode().strip()]
+    else:  # closed before the first answer: that write fails (a later one could wait 60 s)
+        first = []
         proc.proc.stdout.close()
     code, out, err = proc.finish()
     assert code == (130 if stop == "interrupt" else 1), err
@@ -249,8 +249,8 @@ def test_a_create_answered_with_something_else_fails_alone(cli: Cli, tmp_path: P
     assert len(printed) == 2 and set(printed) == server_ids(cli)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr
-    assert re.fullmatch(rf"error: {tmp_path}/doc[012]\.txt: unusable response: expected a "
-                        r"partition object \(request_id req_\w+\)", errors[0])
+    assert re.fullmatch(rf"error: {tmp_path}/doc[012]\.txt: unusable response: expected an "
+                        r"object \(request_id req_\w+\)", errors[0])
     # A 200 that is not a run may still have started one: the safe retry is given.
     assert "hint: retry safely (no duplicate run) with: retab partitions create" in result.stderr
 
@@ -320,3 +320,20 @@ def test_every_command_taking_ids_does_nothing_for_none(cli: Cli, command: list[
     assert (result.exit_code, result.stdout) == (0, "")
     assert result.stderr == "no ids given; nothing to do\n"
     assert cli.emu.requests() == []
+
+
+def test_create_timeout_bounds_the_whole_synchronous_create(own_emu: Emulator,
+                                                            tmp_path: Path) -> None:
+    cli = Cli(own_emu, tmp_path)
+    own_emu.add_fault(method="POST", path="^/v1/partitions$", delay=SLOW, times=5)
+    result = cli.run("partitions", "create", str(SAMPLE_PDF), "--key", "k", "--timeout", "1s")
+    assert result.exit_code == 1
+    # One attempt, cut at the deadline; before, 5 attempts of 1 s each plus backoff.
+    assert "retrying" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == (f"error: {SAMPLE_PDF}: the outcome is unknown: no complete response "
+                        "within 1s")
+    assert lines[1].startswith("hint: retry safely (no duplicate run) with: retab partitions "
+                               f"create {SAMPLE_PDF} --key k --idempotency-key ")
+    pending = own_emu.control("GET", "faults")
+    assert isinstance(pending, list) and pending[0]["times"] == 4  # one request arrived

@@ -159,9 +159,8 @@ def _confirm(env: Env, action: Action, wanted: list[str], yes: bool) -> None:
 
 
 def _dry_run(env: Env, action: Action, wanted: list[str]) -> None:
-    for partition_id in wanted:
-        env.renderer.line(action.request.format(id=partition_id))
-    env.renderer.info(f"dry run: would {action.verb} {len(wanted)} partition(s); nothing sent")
+    env.renderer.dry_run([action.request.format(id=i) for i in wanted],
+                         f"{action.verb} {len(wanted)} partition(s)")
 
 
 def _report_interrupted(env: Env, action: Action, targets: Targets) -> None:

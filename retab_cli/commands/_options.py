@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from retab_cli.creating import MODELS
 from retab_cli.recent import complete_ids
 
 if TYPE_CHECKING:
@@ -50,7 +49,16 @@ UntilOpt = Annotated[str | None, typer.Option(
     show_default=False)]
 
 
+def duration(text: str | None, flag: str) -> float | None:
+    """A duration option's value in seconds (None when not given)."""
+    from retab_cli.parsing import parse_duration
+
+    return parse_duration(text, flag) if text else None
+
+
 def _complete_model(incomplete: str) -> list[str]:
+    from retab_cli.creating import MODELS
+
     return [m for m in MODELS if m.startswith(incomplete)]
 
 

@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from retab_cli import errors
 from retab_cli.commands._common import command
 from retab_cli.commands._matching import Action, Filters
-from retab_cli.commands._options import DryRunOpt, OptionalIdsArg, YesOpt
+from retab_cli.commands._options import DryRunOpt, OptionalIdsArg, YesOpt, duration
 from retab_cli.statuses import ACTIVE_ORDER, TERMINAL
 
 if TYPE_CHECKING:
@@ -38,10 +37,9 @@ def cancel(
     """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged).
     With --all-matching, statuses default to pending, queued and in_progress."""
     from retab_cli.commands._matching import run_bulk
-    from retab_cli.parsing import parse_duration
-    from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
+    from retab_cli.watch_ui import WatchSession, report_if_watching, watch_after
 
-    wait_timeout = parse_duration(timeout, "--timeout") if timeout else None
+    wait_timeout = duration(timeout, "--timeout")
     session = WatchSession()
 
     async def act(client: Client, targets: Targets) -> int:
@@ -50,17 +48,12 @@ def cancel(
         # two JSON documents on stdout.
         await _cancel_all(env, client, targets, show=not wait)
         if wait and tally.values and not tally.stopped:
-            code = await watch_until_terminal(env, client, tally.values, wait_timeout,
-                                              single=targets.single, any_end_ok=True,
-                                              session=session)
-            return errors.worst([code, *tally.codes])
+            return await watch_after(env, client, tally, wait_timeout, single=targets.single,
+                                     any_end_ok=True, session=session)
         return tally.code
 
     async def interrupted(code: int) -> bool:
-        if session.watcher is None:
-            return False
-        await report_interrupt(env, session, cancel=False, code=code)
-        return True
+        return await report_if_watching(env, session, code)
 
     return run_bulk(env, CANCEL, ids, filters, dry_run=dry_run, yes=yes, act=act,
                     interrupted=interrupted)
@@ -81,16 +74,8 @@ async def _cancel_all(env: Env, client: Client, targets: Targets, *, show: bool)
 
 
 def _show(env: Env, raw: dict[str, Any]) -> None:
-    mode = env.renderer.mode
-    if mode == "jsonl":
-        env.renderer.jsonl(raw)
-    elif mode == "ids":
-        env.renderer.line(str(raw.get("id", "")))
-    elif mode == "table":
-        from retab_cli.render import tables
-
-        status = str(raw.get("status", ""))
-        note = "" if status == "cancelled" else "already ended; unchanged"
-        if status not in TERMINAL:
-            note = "cancel requested"
-        tables.result_lines(env.renderer, [(str(raw.get("id", "")), status, note)])
+    status = str(raw.get("status", ""))
+    note = "" if status == "cancelled" else "already ended; unchanged"
+    if status not in TERMINAL:
+        note = "cancel requested"
+    env.renderer.result_row(raw, str(raw.get("id", "")), status, note)

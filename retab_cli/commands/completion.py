@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -16,6 +15,7 @@ app = typer.Typer(help="Shell completion scripts.", rich_markup_mode=None)
 
 
 def script(shell: str) -> str:
+    # Typer has no public name for this (typer.completion only re-imports it).
     from typer._completion_shared import get_completion_script
 
     return get_completion_script(prog_name="retab", complete_var=COMPLETE_VAR, shell=shell)
@@ -30,4 +30,6 @@ def completion(
     retab completion bash > ~/.local/share/bash-completion/completions/retab"""
     if shell not in SHELLS:
         raise UsageError(f"unknown shell {shell!r}: choose bash, zsh or fish")
-    sys.stdout.write(script(shell).rstrip("\n") + "\n")
+    from retab_cli.render import Renderer
+
+    Renderer().line(script(shell).rstrip("\n"))

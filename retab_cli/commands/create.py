@@ -5,17 +5,17 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._options import RunFlags
+from retab_cli.commands._options import RunFlags, duration
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
-    from retab_cli.creating import Creates
+    from retab_cli.creating import Creates, Plan
     from retab_cli.session import Env
 
 
@@ -56,35 +56,30 @@ def create(
     send: SendFlags,
 ) -> int:
     """Partition documents along a key (one chunk per invoice, per contract, ...)."""
-    from retab_cli.creating import DEFAULT_SYNC_TIMEOUT, dry_run_requests
-    from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
+    from retab_cli.creating import Creates, dry_run_requests
+    from retab_cli.watch_ui import WatchSession, report_if_watching, watch_after
 
-    creates = _plan(env, files or [], url, run, send)
+    plan = _plan(env, files or [], url, run, send)
     if send.dry_run:
-        requests = dry_run_requests(creates.options, creates.documents, creates.keys)
+        requests = dry_run_requests(plan.options, plan.documents, plan.keys)
         env.renderer.objects(requests, single=True)
         env.renderer.info(f"dry run: {len(requests)} request(s) not sent")
         return errors.OK
-    session, created = WatchSession(), creates.tally
-    background = creates.options.background
-    sync_timeout = None if background else (creates.deadline or DEFAULT_SYNC_TIMEOUT)
+    creates, session = Creates(plan), WatchSession()
 
     async def main() -> int:
-        async with env.client(request_timeout=sync_timeout) as client:
+        async with env.client() as client:
             await _create_all(env, client, creates)
-            if creates.wait and created.values:
-                code = await watch_until_terminal(env, client, created.values,
-                                                  creates.deadline, single=creates.single,
-                                                  session=session)
-                return errors.worst([code, *created.codes])
-        return created.code
+            if plan.wait and creates.tally.values:
+                return await watch_after(env, client, creates.tally, plan.deadline,
+                                         single=creates.single, session=session)
+        return creates.tally.code
 
     async def on_interrupt(code: int) -> None:
-        if session.watcher is not None:
-            await report_interrupt(env, session, cancel=False, code=code)
+        if await report_if_watching(env, session, code):
             return
         # Every run answered on stdout, every other document's safe retry on stderr.
-        _show_created(env, creates, streamed=not creates.wait)
+        _show_created(env, creates, streamed=not plan.wait)
         creates.report_stop(env.renderer, "interrupted", ids_shown=True)
 
     def on_broken_pipe() -> int:
@@ -94,12 +89,8 @@ def create(
     return env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
 
 
-def _plan(env: Env, files: list[str], url: str | None, run: RunFlags,
-          send: SendFlags) -> Creates:
-    import secrets
-
-    from retab_cli.creating import Creates, DocumentSource, check_idempotency_key, require_key
-    from retab_cli.parsing import parse_duration
+def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: SendFlags) -> Plan:
+    from retab_cli.creating import DocumentSource, Plan, require_key
     from retab_cli.session import stdin_is_tty
 
     require_key(run.key)
@@ -108,46 +99,33 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags,
     if send.timeout and send.background:
         raise errors.UsageError("--timeout applies to a synchronous create or --wait")
     options = run.options(background=send.background or send.wait)
-    deadline = parse_duration(send.timeout, "--timeout") if send.timeout else None
+    deadline = duration(send.timeout, "--timeout")
     if files == ["-"] and url is None and stdin_is_tty():  # reading it would block
         raise errors.UsageError("'-' reads the document from stdin, but stdin is a terminal",
                                 hint="pipe it in, e.g. retab partitions create - --filename "
                                      "scan.pdf --key KEY < scan.pdf")
     source = DocumentSource(tuple(files), url, send.filename, send.mime_type)
-    documents = source.load(sys.stdin.buffer, env.renderer.warn)
-    check_idempotency_key(send.idempotency_key, len(documents))
-    keys = [send.idempotency_key or secrets.token_hex(16) for _ in documents]
-    return Creates(options, documents, keys, wait=send.wait, deadline=deadline)
+    return Plan.make(options, source.load(sys.stdin.buffer, env.renderer.warn),
+                     idempotency_key=send.idempotency_key, deadline=deadline, wait=send.wait)
 
 
 async def _create_all(env: Env, client: Client, creates: Creates) -> None:
     """Send the creates, showing each result as it comes (or, with --wait, leaving the
     showing to the watch)."""
-    renderer = env.renderer
-    stream = renderer.jsonl if renderer.mode == "jsonl" and not creates.wait else None
-    progress = _progress(env, len(creates.documents))
+    from retab_cli.render.progress import upload_progress
+
+    renderer, wait = env.renderer, creates.plan.wait
+    stream = renderer.jsonl if renderer.mode == "jsonl" and not wait else None
+    progress = upload_progress(renderer, len(creates.plan.documents))
     with progress or contextlib.nullcontext():
         await creates.send(client, renderer, stream=stream,
                            advance=progress.advance if progress else None)
-    if creates.wait:  # the watch shows the runs and remembers their ids
-        _say_created(env, creates.tally.values)
-    else:
+    values = creates.tally.values
+    if not wait:
         _show_created(env, creates, streamed=True)
-
-
-def _progress(env: Env, total: int) -> Any:
-    if total < 2 or env.renderer.mode != "table":
-        return None
-    from retab_cli.render.tables import UploadProgress
-
-    return UploadProgress(env.renderer, total=total)
-
-
-def _say_created(env: Env, values: list[dict[str, Any]]) -> None:
-    if values:
+    elif values:  # the watch shows the runs and remembers their ids
         ids = ", ".join(str(f.get("id")) for f in values[:5])
-        env.renderer.info(f"created {len(values)} run(s): {ids}"
-                          + (" …" if len(values) > 5 else ""))
+        renderer.info(f"created {len(values)} run(s): {ids}" + (" …" if len(values) > 5 else ""))
 
 
 def _show_created(env: Env, creates: Creates, *, streamed: bool) -> None:

@@ -48,13 +48,5 @@ def delete(
 
 
 def _show(env: Env, row: dict[str, Any]) -> None:
-    mode = env.renderer.mode
-    if mode == "jsonl":
-        env.renderer.jsonl(row)
-    elif mode == "ids":
-        env.renderer.line(row["id"])
-    elif mode == "table":
-        from retab_cli.render import tables
-
-        note = "already deleted" if row["already_deleted"] else ""
-        tables.result_lines(env.renderer, [(row["id"], "deleted", note)])
+    note = "already deleted" if row["already_deleted"] else ""
+    env.renderer.result_row(row, row["id"], "deleted", note)
