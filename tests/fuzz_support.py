@@ -763,15 +763,6 @@ KNOWN: tuple[Known, ...] = (
           "writes in explicit JSON mode",
           Case(("auth", "status", "--json"), env=(("RETAB_API_KEY", ""),)),
           _bad_stdout(("auth", "status"), "no JSON error object")),
-    Known("cancel-dry-run-json", "new (output contract): 'cancel --dry-run --json ID' (or -o jsonl) "
-          "prints 'POST /v1/partitions/ID/cancel' as text on stdout in JSON mode (create "
-          "--dry-run prints the request as JSON)",
-          Case(("partitions", "cancel", "--dry-run", "--json", "{run}")),
-          _bad_stdout(("partitions", "cancel"), "stdout", "--dry-run")),
-    Known("delete-dry-run-json", "new (output contract): 'delete --dry-run --json ID' (or -o jsonl) "
-          "prints 'DELETE /v1/partitions/ID' as text on stdout in JSON mode",
-          Case(("partitions", "delete", "--dry-run", "--json", "{run}")),
-          _bad_stdout(("partitions", "delete"), "stdout", "--dry-run")),
     Known("auth-status-raw-message", "new (issue 8 #2 class): 'auth status -o table' prints "
           "the server's 401 message on stdout without the sanitiser (an OSC 52 clipboard "
           "write and a forged line reach the terminal)",

@@ -46,7 +46,8 @@ def test_delete_all_matching_dry_run_lists_every_status_and_sends_nothing(cli: C
     doomed = seeded(cli, 5, "old-") | seeded(cli, 2, "old-x-", "failed")
     seeded(cli, 3, "keep-")
     cli.emu.clear_requests()
-    result = cli("partitions", "delete", "--all-matching", "--filename", "old-", "--dry-run")
+    result = cli("partitions", "delete", "--all-matching", "--filename", "old-", "--dry-run",
+                 "-o", "table")
     assert result.exit_code == 0, result.stderr
     assert sorted(result.stdout.splitlines()) == sorted(f"DELETE /v1/partitions/{i}"
                                                         for i in doomed)

@@ -391,8 +391,8 @@ def test_cancel_all_matching(cli: Cli) -> None:
     assert not [r for r in v1_requests(cli) if r["path"].endswith("/cancel")]
     dry = cli("partitions", "cancel", "--all-matching", "--filename", "inv", "--dry-run")
     assert dry.exit_code == 0
-    assert sorted(dry.stdout.split("\n")[:-1]) == sorted(
-        f"POST /v1/partitions/{i}/cancel" for i in active)
+    assert sorted(r["path"] for r in dry.json()) == sorted(
+        f"/v1/partitions/{i}/cancel" for i in active)
     result = cli("partitions", "cancel", "--all-matching", "--filename", "inv", "--yes", "-q")
     assert result.exit_code == 0, result.stderr
     assert sorted(result.stdout.split()) == sorted(active)
@@ -432,10 +432,17 @@ def test_delete_reports_each_id(cli: Cli) -> None:
 
 
 def test_delete_dry_run(cli: Cli) -> None:
-    result = cli("partitions", "delete", "prtn_a", "prtn_b", "--dry-run")
+    result = cli("partitions", "delete", "prtn_a", "prtn_b", "--dry-run", "-o", "table")
     assert result.exit_code == 0
     assert result.stdout.splitlines() == ["DELETE /v1/partitions/prtn_a",
                                           "DELETE /v1/partitions/prtn_b"]
+    # In JSON (the default off a terminal) the requests are objects, as create shows them.
+    shown = cli("partitions", "delete", "prtn_a", "prtn_b", "--dry-run")
+    assert shown.json() == [{"method": "DELETE", "path": "/v1/partitions/prtn_a"},
+                            {"method": "DELETE", "path": "/v1/partitions/prtn_b"}]
+    assert cli("partitions", "delete", "prtn_a", "--dry-run", "-o", "jsonl").jsonl() == [
+        {"method": "DELETE", "path": "/v1/partitions/prtn_a"}]
+    assert cli.emu.requests() == []
 
 
 # ---- auth and settings ---------------------------------------------------------------

@@ -31,7 +31,8 @@ class Action:
 
     verb: str  # "cancel"
     done: str  # "cancelled"
-    request: str  # the dry-run line, with {id}
+    method: str  # the request a dry run shows: "POST"
+    path: str  # and its path, with {id}
     question: str  # the confirmation, with {n}
     statuses: tuple[str, ...] = ()  # --all-matching without --status: these (none: all)
     confirm_ids: bool = False  # ids given by hand are confirmed too
@@ -100,9 +101,9 @@ def run_bulk(env: Env, action: Action, ids: list[str] | None, filters: Filters, 
 
     query = _matching_query(action, ids, filters)
     ledger = Ledger(read_ids(ids or []) if query is None else [])
-    if query is None and not _settle_ids(env, action, ledger.items, dry_run=dry_run, yes=yes):
-        return errors.OK
     targets = Targets(ledger, Tally(env.renderer.error), one_id(ids))
+    if query is None and not _settle_ids(env, action, targets, dry_run=dry_run, yes=yes):
+        return errors.OK
 
     async def main() -> int:
         async with env.client() as client:
@@ -121,15 +122,15 @@ def run_bulk(env: Env, action: Action, ids: list[str] | None, filters: Filters, 
                    on_broken_pipe=partial_on_broken_pipe(env.renderer, action.done, ledger))
 
 
-def _settle_ids(env: Env, action: Action, wanted: list[str], *, dry_run: bool,
-               yes: bool) -> bool:
+def _settle_ids(env: Env, action: Action, targets: Targets, *, dry_run: bool,
+                yes: bool) -> bool:
     """Ids given by hand: shown for --dry-run, or confirmed if the action asks for it;
     whether to go on. Needs no client (a dry run needs no key)."""
     if dry_run:
-        _dry_run(env, action, wanted)
+        _dry_run(env, action, targets.ledger.items, single=targets.single)
         return False
     if action.confirm_ids:
-        _confirm(env, action, wanted, yes)
+        _confirm(env, action, targets.ledger.items, yes)
     return True
 
 
@@ -144,7 +145,7 @@ async def _snapshot_matching(env: Env, client: Client, action: Action, query: Li
         env.renderer.info(f"no partitions match; nothing to {action.verb}")
         return []
     if dry_run:
-        _dry_run(env, action, wanted)
+        _dry_run(env, action, wanted, single=False)
         return []
     env.renderer.info(f"{len(wanted)} partition(s) match")
     _confirm(env, action, wanted, yes)
@@ -158,9 +159,17 @@ def _confirm(env: Env, action: Action, wanted: list[str], yes: bool) -> None:
                         declined=f"nothing {action.done}")
 
 
-def _dry_run(env: Env, action: Action, wanted: list[str]) -> None:
-    env.renderer.dry_run([action.request.format(id=i) for i in wanted],
-                         f"{action.verb} {len(wanted)} partition(s)")
+def _dry_run(env: Env, action: Action, wanted: list[str], *, single: bool) -> None:
+    """The requests not sent: as JSON objects under -o json/jsonl (as create --dry-run
+    shows its requests), else one `METHOD PATH` line each."""
+    paths = [action.path.format(id=i) for i in wanted]
+    would = f"{action.verb} {len(wanted)} partition(s)"
+    if env.renderer.mode in ("json", "jsonl"):
+        env.renderer.objects([{"method": action.method, "path": p} for p in paths],
+                             single=single)
+        env.renderer.dry_run([], would)
+    else:
+        env.renderer.dry_run([f"{action.method} {p}" for p in paths], would)
 
 
 def _report_interrupted(env: Env, action: Action, targets: Targets) -> None:

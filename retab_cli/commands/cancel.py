@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from retab_cli.commands._matching import Targets
     from retab_cli.session import Env
 
-CANCEL = Action("cancel", "cancelled", "POST /v1/partitions/{id}/cancel",
+CANCEL = Action("cancel", "cancelled", "POST", "/v1/partitions/{id}/cancel",
                 "Cancel {n} partition(s)?", statuses=tuple(ACTIVE_ORDER))
 
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from retab_cli.commands._matching import Targets
     from retab_cli.session import Env
 
-DELETE = Action("delete", "deleted", "DELETE /v1/partitions/{id}",
+DELETE = Action("delete", "deleted", "DELETE", "/v1/partitions/{id}",
                 "Delete {n} partition(s) for good?", confirm_ids=True)
 
 
