@@ -694,3 +694,69 @@ def test_interrupting_many_runs_saves_their_ids_for_the_resume_command(cli: Cli)
     assert saved.read_text().split() == ids
     assert oct(saved.stat().st_mode & 0o777) == "0o600"
     assert f"cancel: retab partitions cancel - < {saved}" in result.stderr
+
+
+# ---- JSON error objects for run outcomes (docs/design.md §2, §12) --------------------------
+
+
+def error_objects(stderr: str) -> list[dict[str, Any]]:
+    return [json.loads(line)["error"] for line in stderr.splitlines() if line.startswith("{")]
+
+
+def brief(error: dict[str, Any]) -> tuple[Any, ...]:
+    return error["type"], error["partition_id"], error["exit_code"]
+
+
+def test_watch_writes_an_error_object_per_run_that_did_not_complete(cli: Cli) -> None:
+    done, failed, cancelled = create(cli), create(cli, "failed"), create(cli, "cancelled")
+    result = cli.run("partitions", "watch", done, failed, cancelled, UNKNOWN_ID, "-o", "jsonl")
+    assert result.exit_code == 6, result.stderr
+    found = error_objects(result.stderr)
+    assert [brief(e) for e in found] == [("run_failed", failed, 3), ("run_cancelled", cancelled, 5),
+                                         ("not_found", UNKNOWN_ID, 6)]
+    assert found[0]["file"] == "invoices.pdf" and found[0]["message"].startswith("run failed")
+    assert found[2]["status"] == 404
+
+
+def test_watch_timeout_writes_a_timeout_object_under_json(cli: Cli) -> None:
+    stuck = create(cli, "stuck")
+    result = cli.run("partitions", "watch", stuck, "--timeout", "1s", "-o", "json")
+    assert result.exit_code == 8, result.stderr
+    assert [brief(e) for e in error_objects(result.stderr)] == [("timeout", stuck, 8)]
+    assert result.json()["id"] == stuck
+
+
+def test_no_error_object_without_an_explicit_json_flag(cli: Cli) -> None:
+    failed = create(cli, "failed")
+    result = cli.run("partitions", "watch", failed, env={"RETAB_OUTPUT": "json"})
+    assert result.exit_code == 3, result.stderr
+    assert error_objects(result.stderr) == []
+    assert result.json()["status"] == "failed"
+
+
+def test_create_wait_failed_run_writes_run_failed(cli: Cli) -> None:
+    cli.emu.next_create("failed")
+    result = cli.run("partitions", "create", str(SAMPLE_PDF), "--key", KEY_PHRASE, "--wait",
+                     "-o", "json")
+    assert result.exit_code == 3, result.stderr
+    run_id = result.json()["id"]
+    assert [brief(e) for e in error_objects(result.stderr)] == [("run_failed", run_id, 3)]
+
+
+def test_synchronous_create_whose_run_fails_says_so_in_json(cli: Cli) -> None:
+    cli.emu.next_create("failed")
+    result = cli.run("partitions", "create", str(SAMPLE_PDF), "--key", KEY_PHRASE, "-o", "json")
+    assert result.exit_code == 3, result.stderr
+    run_id = result.json()["id"]
+    assert [brief(e) for e in error_objects(result.stderr)] == [("run_failed", run_id, 3)]
+
+
+def test_get_exit_status_writes_error_objects(cli: Cli) -> None:
+    done, failed, stuck = create(cli), create(cli, "failed"), create(cli, "stuck")
+    settled(cli, done, failed)
+    result = cli.run("partitions", "get", done, failed, stuck, "--exit-status", "--no-output",
+                     "-o", "jsonl")
+    assert result.exit_code == 3, result.stderr
+    assert [o["id"] for o in result.jsonl()] == [done, failed, stuck]
+    assert [brief(e) for e in error_objects(result.stderr)] == [("run_failed", failed, 3),
+                                                                ("timeout", stuck, 8)]

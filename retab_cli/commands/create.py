@@ -112,6 +112,7 @@ async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) 
     from retab_cli.bulk import Tally
     from retab_cli.creating import explain_failure, send_creates
     from retab_cli.render.progress import upload_progress
+    from retab_cli.watch_ui import status_error
 
     renderer, documents = env.renderer, plan.documents
     created = Tally(renderer.error)
@@ -126,6 +127,7 @@ async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) 
         created.values.append(outcome.value)
         if not plan.options.background:
             created.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
+            status_error(env, outcome.value)
         if renderer.mode == "jsonl" and not plan.wait:
             renderer.jsonl(outcome.value)
 

@@ -217,6 +217,11 @@ class Renderer:
         hint = hint_for(error)
         if hint:
             self._err(f"hint: {hint}")
+        self.error_object(error)
+
+    def error_object(self, error: RetabError) -> None:
+        """Only the JSON error object, when JSON was asked for explicitly: run outcomes
+        have their own text lines already (docs/design.md §2, §12)."""
         if self.explicit_json:
             self.stderr.write(dumps(error.to_json()) + "\n")
             self.stderr.flush()
