@@ -182,6 +182,8 @@ def _finish(env: Env, watcher: Watcher, options: WatchOptions, elapsed: float) -
     elif renderer.mode == "ids":
         for run in runs:
             renderer.line(run.id)
+    elif renderer.mode == "csv" and finals:
+        renderer.partitions(finals, single=options.single)
     elif renderer.mode == "table" and finals:
         _final_table(env, finals)
     statuses = [_shown_status(run) for run in runs]

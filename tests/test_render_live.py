@@ -31,7 +31,7 @@ def raw(run_id: str, status: str, *, ago: float = 0.0, **extra: Any) -> dict[str
 
 
 def screen(runs: list[Run], capsys: pytest.CaptureFixture[str],
-           ended: list[str] = ()) -> list[list[str]]:  # type: ignore[assignment]
+           ended: tuple[str, ...] = ()) -> list[list[str]]:
     view = LiveView(Renderer("table", width=120), runs, clock=lambda: NOW, wall=lambda: WALL)
     for run_id in ended:
         view.ended(run_id)
@@ -77,6 +77,6 @@ def test_rows_keep_their_order_as_statuses_change(capsys: pytest.CaptureFixture[
             Run("prtn_2", "in_progress", raw("prtn_2", "in_progress")),
             Run("prtn_3", "completed", raw("prtn_3", "completed", output=[]), ended=NOW),
             Run("prtn_4", "pending", raw("prtn_4", "pending"))]
-    order = [line[0] for line in screen(runs, capsys, ended=["prtn_3"])
+    order = [line[0] for line in screen(runs, capsys, ended=("prtn_3",))
              if line[0].startswith("prtn_")]
     assert order == ["prtn_1", "prtn_2", "prtn_3", "prtn_4"]

@@ -563,9 +563,10 @@ def test_live_display_restores_the_cursor_and_ends_with_the_summary(cli: Cli) ->
 
 
 def test_ctrl_c_on_a_terminal_restores_the_cursor(cli: Cli) -> None:
+    """Also the live view through a real pty: one run is "1 run", not "1 runs"."""
     stuck = create(cli, "stuck")
     code, received = run_in_script(cli, "partitions", "watch", stuck,
-                                   ctrl_c_when="1 runs: 1 in_progress")
+                                   ctrl_c_when="1 run: 1 in_progress")
     assert code == 130, received
     assert received.rindex("\x1b[?25h") > received.rindex("\x1b[?25l"), received
     text = plain(received)
@@ -760,3 +761,45 @@ def test_get_exit_status_writes_error_objects(cli: Cli) -> None:
     assert [o["id"] for o in result.jsonl()] == [done, failed, stuck]
     assert [brief(e) for e in error_objects(result.stderr)] == [("run_failed", failed, 3),
                                                                 ("timeout", stuck, 8)]
+
+
+# ---- -o csv (docs/design.md §12) -----------------------------------------------------
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    import csv
+    import io
+
+    assert text.endswith("\r\n"), text  # RFC 4180 line ends
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def test_csv_on_get_watch_and_list(cli: Cli) -> None:
+    done, failed = create(cli, filename="=HYPERLINK(1).pdf"), create(cli, "failed")
+    settled(cli, done, failed)
+    header = ["id", "status", "chunks", "credits", "created_at", "filename"]
+    got = cli.run("partitions", "get", done, failed, "-o", "csv", input=b"")
+    assert got.exit_code == 0, got.stderr
+    rows = csv_rows(got.stdout)
+    assert rows[0] == header
+    assert [(r[0], r[1]) for r in rows[1:]] == [(done, "completed"), (failed, "failed")]
+    assert rows[1][5] == "'=HYPERLINK(1).pdf"  # a formula is not left to run
+    assert rows[1][2].isdigit() and rows[2][2] == ""
+
+    watched = cli.run("partitions", "watch", done, failed, "-o", "csv", "--fields", "id,status",
+                      input=b"")
+    assert watched.exit_code == 3, watched.stderr
+    assert csv_rows(watched.stdout) == [["id", "status"], [done, "completed"], [failed, "failed"]]
+
+    listed = cli.run("partitions", "list", "--limit", "2", "-o", "csv", "--fields",
+                     "id,file.filename", input=b"")
+    assert listed.exit_code == 0, listed.stderr
+    assert csv_rows(listed.stdout)[0] == ["id", "file.filename"]
+    assert {r[0] for r in csv_rows(listed.stdout)[1:]} == {done, failed}
+
+
+def test_csv_list_with_no_match_is_just_the_header(cli: Cli) -> None:
+    result = cli.run("partitions", "list", "--filename", "no-such-" + uuid.uuid4().hex, "-o", "csv",
+                     input=b"")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "id,status,chunks,credits,created_at,filename\r\n"

@@ -14,11 +14,14 @@ import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from retab_cli.errors import RetabError, UsageError, hint_for
 
-MODES = ("auto", "table", "json", "jsonl", "ids")
+if TYPE_CHECKING:
+    from retab_cli.render.csv_rows import CsvWriter
+
+MODES = ("auto", "table", "json", "jsonl", "ids", "csv")
 
 # C0 controls except tab/newline, DEL, C1, and the bidi embedding/override/isolate
 # characters that can make a terminal show text in another order than it is.
@@ -156,6 +159,7 @@ class Renderer:
         self.width = width
         self._now = now
         self._stream_count = 0
+        self._csv_writer: CsvWriter | None = None
 
     # Streams are looked up at each write: test runners swap sys.stdout.
     @property
@@ -288,6 +292,8 @@ class Renderer:
         elif self.mode == "ids":
             for raw in raws:
                 self.line(sanitize(raw.get("id", ""), single_line=True))
+        elif self.mode == "csv":
+            self._csv().write(raws)
         else:
             from retab_cli.render.detail import partition_views
 
@@ -297,6 +303,15 @@ class Renderer:
 
     def begin_list(self) -> None:
         self._stream_count = 0
+        self._csv_writer = None
+
+    def _csv(self) -> CsvWriter:
+        """The one CSV writer of this output (its header written once)."""
+        from retab_cli.render.csv_rows import CsvWriter
+
+        if self._csv_writer is None:
+            self._csv_writer = CsvWriter(self.stdout, self.fields)
+        return self._csv_writer
 
     def list_items(self, raws: Sequence[dict[str, Any]]) -> None:
         if self.mode == "json":
@@ -311,6 +326,8 @@ class Renderer:
         elif self.mode == "ids":
             for raw in raws:
                 self.stdout.write(sanitize(raw.get("id", ""), single_line=True) + "\n")
+        elif self.mode == "csv":
+            self._csv().write(raws)
         else:
             from retab_cli.render.lists import list_rows
 
@@ -322,6 +339,8 @@ class Renderer:
         if self.mode == "json":
             self.stdout.write("\n]\n" if self._stream_count else "[]\n")
             self.stdout.flush()
+        elif self.mode == "csv":
+            self._csv().write([])  # the header, even for no rows
         elif self.mode == "table":
             from retab_cli.render.lists import list_summary
 
