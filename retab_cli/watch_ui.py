@@ -105,7 +105,7 @@ async def watch_runs(env: Env, client: Client, ids: list[str], options: WatchOpt
 
 
 def _open_view(env: Env, watcher: Watcher) -> Any:
-    if not env.renderer.stderr_tty or env.renderer.quiet:
+    if not env.renderer.stderr_tty or env.renderer.quiet or not env.renderer.progress:
         return None
     from retab_cli.render.live import LiveView
 

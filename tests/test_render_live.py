@@ -80,3 +80,20 @@ def test_rows_keep_their_order_as_statuses_change(capsys: pytest.CaptureFixture[
     order = [line[0] for line in screen(runs, capsys, ended=("prtn_3",))
              if line[0].startswith("prtn_")]
     assert order == ["prtn_1", "prtn_2", "prtn_3", "prtn_4"]
+
+
+@pytest.mark.parametrize(("progress", "live"), [(True, True), (False, False)])
+def test_no_progress_means_no_live_view(monkeypatch: pytest.MonkeyPatch, progress: bool,
+                                        live: bool) -> None:
+    from types import SimpleNamespace
+
+    from retab_cli import watch_ui
+
+    renderer = Renderer("table", width=120)
+    renderer.progress = progress
+    monkeypatch.setattr(Renderer, "stderr_tty", property(lambda self: True))
+    opened = watch_ui._open_view(SimpleNamespace(renderer=renderer),  # type: ignore[arg-type]
+                                 SimpleNamespace(runs=[]))  # type: ignore[arg-type]
+    assert (opened is not None) == live
+    if opened is not None:
+        opened.__exit__(None, None, None)

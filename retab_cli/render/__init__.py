@@ -139,6 +139,8 @@ class Renderer:
         self._now = now
         self._stream_count = 0
         self._csv_writer: CsvWriter | None = None
+        # Live displays (watch table, spinners) allowed; --no-progress turns it off.
+        self.progress = True
 
     # Streams are looked up at each write: test runners swap sys.stdout.
     @property
