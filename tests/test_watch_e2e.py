@@ -803,3 +803,11 @@ def test_csv_list_with_no_match_is_just_the_header(cli: Cli) -> None:
                      input=b"")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "id,status,chunks,credits,created_at,filename\r\n"
+
+
+def test_synchronous_create_on_a_terminal_shows_a_spinner(cli: Cli) -> None:
+    cli.emu.add_fault(path="/v1/partitions$", method="POST", delay=1.0)  # time to draw it
+    code, received = run_in_script(cli, "partitions", "create", str(SAMPLE_PDF),
+                                   "--key", KEY_PHRASE)
+    assert code == 0, received
+    assert re.search(r"waiting for the run +\d:\d\d:\d\d", "\n".join(plain(received))), received
