@@ -10,19 +10,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from retab_cli.render import format_number, pick, sanitize
+from retab_cli.render.watching import chunk_count, credits_of
 
 FORMULA_LEADS = ("=", "+", "-", "@")
 
 
 def _chunks(raw: Mapping[str, Any]) -> Any:
-    output = raw.get("output")
-    return len(output) if raw.get("status") == "completed" and isinstance(output, list) else None
+    return chunk_count(raw) if raw.get("status") == "completed" else None
 
 
 def _credits(raw: Mapping[str, Any]) -> Any:
-    value = pick(raw, "usage.credits")
-    return format_number(value) if isinstance(value, int | float) and not isinstance(
-        value, bool) else None
+    value = credits_of(raw)
+    return format_number(value) if value is not None else None
 
 
 # The default columns: the list table's, with machine-readable values.
