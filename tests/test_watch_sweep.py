@@ -797,7 +797,8 @@ def test_a_never_seen_run_after_the_hand_over_is_polled_after_an_interval() -> N
 
 def test_when_every_run_was_seeded_the_first_sweep_waits_an_interval() -> None:
     async def main() -> None:
-        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0)
+        # At 0.5 requests/s one request is worth 2 s: the first sweep has cost nothing yet.
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0.5)
         initial = {pid: client.obj(pid, "in_progress", False) for pid in client.scripts}
         await collect(watcher(client, list(client.scripts), timeout=5, rng=Middle(), initial=initial))
         assert sweep_starts(client)[0] == pytest.approx(1.0)
