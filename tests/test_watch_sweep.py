@@ -860,7 +860,7 @@ def test_a_listed_run_with_an_unknown_status_is_fetched_on_its_own() -> None:
         def override(t: float, params: dict[str, Any]) -> dict[str, Any] | None:
             if params["status"] == "in_progress":  # w00 listed as 'paused', the rest as asked
                 items = [client.obj(p, "in_progress", True) for p in scripts if p != "w00"]
-                items.append({**client.obj("w00", "paused", True)})
+                items += [{**client.obj("w00", "paused", True)}, "junk", 5, None]  # odd items skipped
                 return {"data": items, "list_metadata": {"before": None, "after": None}}
             return None
 
@@ -937,5 +937,19 @@ def test_a_bug_in_one_fetch_cancels_the_slow_others() -> None:
             await collect(w)
         assert now() < 10
         assert not still_pending()
+
+    run(main)
+
+
+def test_under_fail_fast_the_first_run_to_give_up_in_a_failed_sweep_stops_the_rest() -> None:
+    async def main() -> None:
+        down = ServerError("HTTP 503 Service Unavailable", status=503)
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0,
+                         override=lambda t, params: down if t >= 1 else None)
+        w = watcher(client, list(client.scripts), fail_fast=True, give_up_after=20)
+        events = await collect(w)
+        finals = [e for e in events if e.kind in ("gave_up", "stopped")]
+        assert [e.kind for e in finals] == ["gave_up"] + ["stopped"] * 59
+        assert finals[0].run.id == "w00" and w.exit_code() == 1
 
     run(main)
