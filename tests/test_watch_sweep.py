@@ -953,3 +953,23 @@ def test_under_fail_fast_the_first_run_to_give_up_in_a_failed_sweep_stops_the_re
         assert finals[0].run.id == "w00" and w.exit_code() == 1
 
     run(main)
+
+
+def test_answers_arriving_with_a_fatal_one_change_nothing_after_the_stop() -> None:
+    async def main() -> None:
+        # Every run is fetched on its own each sweep (listed nowhere); w00's fetch is a 401
+        # at t >= 3, and the other answers of that same sweep arrive at the same instant.
+        denied = AuthError("Invalid API key", status=401)
+        scripts: dict[str, Script] = {f"w{i:02}": forever() for i in range(60)}
+        scripts["w00"] = timeline((0, "in_progress"), (3, denied))
+        client = Account(scripts, rate=0, hidden=lambda pid, t: True)
+        w = watcher(client, list(scripts))
+        events = await collect(w)
+        assert sum(e.kind == "fatal" for e in events) == 1
+        for state in w.runs[1:]:
+            answered = [g for g in client.gets_for(state.id) if g.data is not None]
+            assert state.outcome == "stopped"
+            assert state.raw is answered[-1].data
+            assert client.gets_for(state.id)[-1].data is None  # the fetch in flight was cancelled
+
+    run(main)
