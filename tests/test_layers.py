@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "retab_cli"
 # Lowest first. A pattern ending in `.*` takes the package's submodules too.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("retab_cli", "retab_cli.errors", "retab_cli.statuses", "retab_cli.parsing",
-                    "retab_cli.urls", "retab_cli.models")),
+                    "retab_cli.urls", "retab_cli.models", "retab_cli.text")),
     ("transport", ("retab_cli.settings", "retab_cli.client", "retab_cli.budget",
                    "retab_cli.connect", "retab_cli.uploads")),
     ("engines", ("retab_cli.watch", "retab_cli.sweep", "retab_cli.paging", "retab_cli.bulk",
