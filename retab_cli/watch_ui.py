@@ -29,7 +29,7 @@ LIST_IN_HINT = 20  # ids written out in the resume/cancel commands
 LIST_STATUSES = 50  # runs listed one per line after an interrupt
 
 
-@dataclass
+@dataclass(frozen=True)
 class WatchOptions:
     timeout: float | None = None
     interval: float | None = None

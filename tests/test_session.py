@@ -178,3 +178,20 @@ def test_without_a_signal_the_result_and_errors_pass_through() -> None:
     assert run_interruptible(answer) == 7
     with pytest.raises(UsageError):
         run_interruptible(fail)
+
+
+def test_the_command_layer_loads_no_engine_until_a_command_runs() -> None:
+    """`--help` pays for the command declarations only (DESIGN §7)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, retab_cli.app; "
+            "print(' '.join(m for m in sys.modules if m.startswith(('retab_cli', 'asyncio'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    loaded = set(done.stdout.split())
+    engines = {"retab_cli.session", "retab_cli.bulk", "retab_cli.paging", "retab_cli.creating",
+               "retab_cli.chunks", "retab_cli.watch_ui", "retab_cli.connect", "retab_cli.watch",
+               "retab_cli.client", "asyncio"}
+    assert "retab_cli.commands.create" in loaded
+    assert loaded & engines == set()

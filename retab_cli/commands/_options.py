@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from retab_cli.creating import MODELS
 from retab_cli.recent import complete_ids
 
 if TYPE_CHECKING:
@@ -58,6 +57,8 @@ def duration(text: str | None, flag: str) -> float | None:
 
 
 def _complete_model(incomplete: str) -> list[str]:
+    from retab_cli.creating import MODELS
+
     return [m for m in MODELS if m.startswith(incomplete)]
 
 
