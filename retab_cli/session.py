@@ -126,11 +126,16 @@ def _stdin_ids(stream: Any) -> list[str]:
     if isatty(stream):
         raise UsageError("'-' reads ids from stdin, but stdin is a terminal",
                          hint="pipe ids in, e.g. retab partitions list -q | ...")
+    try:
+        text = stream.read()
+    except UnicodeDecodeError:  # a PDF piped in by mistake: not a list of ids
+        raise UsageError("'-' reads ids from stdin, but stdin is not text (not UTF-8)",
+                         hint="pipe ids in, one a line, e.g. retab partitions list -q | ...") from None
     ids = []
-    for line in stream.read().splitlines():
-        text = line.split("#", 1)[0].strip()
-        if text:
-            ids.append(text)
+    for line in text.splitlines():
+        value = line.split("#", 1)[0].strip()
+        if value:
+            ids.append(value)
     return ids
 
 

@@ -731,34 +731,17 @@ def _bad_stdout(command: tuple[str, ...], problem: str, flag: str = ""
 
 
 KNOWN: tuple[Known, ...] = (
-    Known("non-ascii-key", "issue 8 #13: a non-ASCII key (a pasted \u201d) gives a "
-          "UnicodeEncodeError traceback from httpx's header encoding (auth login, --api-key, "
-          "RETAB_API_KEY); refuse it without echoing it",
-          Case(("auth", "login"), "\u201d\n"),
-          _escaped("UnicodeEncodeError", "_normalize_header_value")),
     Known("binary-stdin-key", "new (issue 8 #13 class): 'auth login' reading a key from a "
           "non-UTF-8 stdin ('retab auth login < invoices.pdf') dies with UnicodeDecodeError "
           "in _read_key",
           Case(("auth", "login"), "{pdf_bytes}"),
           _escaped("UnicodeDecodeError", "_read_key")),
-    Known("binary-stdin-ids", "new (issue 8 class): '-' reading ids from a non-UTF-8 stdin "
-          "('retab partitions get - < invoices.pdf', also cancel/delete/watch) dies with "
-          "UnicodeDecodeError in _stdin_ids instead of refusing the input (exit 2)",
-          Case(("partitions", "get", "-"), "{pdf_bytes}"),
-          _escaped("UnicodeDecodeError", "_stdin_ids")),
     Known("surrogate-query", "new (issue 8 class): a non-UTF-8 byte in an argument (argv "
           "holds it as a surrogate) tracebacks when it goes into a query string: "
           "'retab partitions list --filename $'\\xff'' raises UnicodeEncodeError in urllib's "
           "quote inside the client",
           Case(("partitions", "list", "--filename", "\udcff")),
           _escaped("UnicodeEncodeError", "urllib/parse.py")),
-    Known("surrogate-table", "new (issue 8 class, the sanitiser's surrogate finding at the "
-          "CLI): a run whose key holds a non-UTF-8 byte ('create --key $'\\xff' FILE -o "
-          "table', the server echoes it back) dies writing the table: UnicodeEncodeError on a "
-          "UTF-8 stdout (a real process with PYTHONIOENCODING=utf-8:strict, as on an "
-          "en_US.UTF-8 or macOS terminal)",
-          Case(("partitions", "create", "--key", "\udcff", "{pdf}", "-o", "table")),
-          _escaped("UnicodeEncodeError", "rich/console.py")),
     Known("run-outcome-json-error", "issue 9: the JSON error objects the README promises for "
           "run outcomes never appear: 'watch prtn_missing -o jsonl' exits 6 (a failed run 3, "
           "--timeout 8) with no {\"error\": ...} line on stderr",
@@ -784,13 +767,6 @@ KNOWN: tuple[Known, ...] = (
           "prints 'DELETE /v1/partitions/ID' as text on stdout in JSON mode",
           Case(("partitions", "delete", "--dry-run", "--json", "{run}")),
           _bad_stdout(("partitions", "delete"), "stdout", "--dry-run")),
-    Known("auth-status-raw-message", "new (issue 8 #2 class): 'auth status -o table' prints "
-          "the server's 401 message on stdout without the sanitiser (an OSC 52 clipboard "
-          "write and a forged line reach the terminal)",
-          Case(("auth", "status", "-o", "table")),
-          lambda case, outcome, found: False,  # needs a hostile server: not in random runs
-          faults=({"path": "/v1/partitions$", "method": "GET", "status": 401, "times": 1,
-                   "body": {"detail": "bad key\x1b]52;c;aGk=\x07\nkey works  yes"}},)),
 )
 
 

@@ -355,3 +355,12 @@ def test_a_watch_poll_failure_with_newlines_is_one_line_in_ci(cli: Cli) -> None:
     assert len(failed) == 1
     assert failed[0].endswith("poll failed, retrying: down\\n::add-mask::x\\n::error "
                               "title=t::forged")
+
+
+def test_auth_status_shows_the_servers_refusal_sanitised(cli: Cli, hostile: Hostile) -> None:
+    hostile.routes = {("GET", "/v1/partitions", False):
+                      (401, {"detail": "bad key\x1b]52;c;aGk=\x07\nkey works  yes"})}
+    done = cli.run("auth", "status", "-o", "table")
+    assert done.exit_code == 4
+    assert done.stdout.splitlines()[-1] == (
+        "key works  no: bad key\\x1b]52;c;aGk=\\x07\\nkey works  yes")

@@ -23,11 +23,8 @@ from retab_cli.render.streams import StderrGuard, StdoutGuard
 from retab_cli.text import format_number as format_number
 from retab_cli.text import sanitize as sanitize
 
-# Re-exported: the render modules and the commands take them from here.
-from retab_cli.text import format_number as format_number
-from retab_cli.text import sanitize as sanitize
-
 MODES = ("auto", "table", "json", "jsonl", "ids")
+
 
 def dumps(obj: Any, *, indent: int | None = None) -> str:
     """JSON as the contract says: standard library, ASCII-only, no NaN."""
