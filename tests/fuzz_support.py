@@ -736,11 +736,6 @@ KNOWN: tuple[Known, ...] = (
           "in _read_key",
           Case(("auth", "login"), "{pdf_bytes}"),
           _escaped("UnicodeDecodeError", "_read_key")),
-    Known("binary-stdin-ids", "new (issue 8 class): '-' reading ids from a non-UTF-8 stdin "
-          "('retab partitions get - < invoices.pdf', also cancel/delete/watch) dies with "
-          "UnicodeDecodeError in _stdin_ids instead of refusing the input (exit 2)",
-          Case(("partitions", "get", "-"), "{pdf_bytes}"),
-          _escaped("UnicodeDecodeError", "_stdin_ids")),
     Known("surrogate-query", "new (issue 8 class): a non-UTF-8 byte in an argument (argv "
           "holds it as a surrogate) tracebacks when it goes into a query string: "
           "'retab partitions list --filename $'\\xff'' raises UnicodeEncodeError in urllib's "
@@ -772,13 +767,6 @@ KNOWN: tuple[Known, ...] = (
           "prints 'DELETE /v1/partitions/ID' as text on stdout in JSON mode",
           Case(("partitions", "delete", "--dry-run", "--json", "{run}")),
           _bad_stdout(("partitions", "delete"), "stdout", "--dry-run")),
-    Known("auth-status-raw-message", "new (issue 8 #2 class): 'auth status -o table' prints "
-          "the server's 401 message on stdout without the sanitiser (an OSC 52 clipboard "
-          "write and a forged line reach the terminal)",
-          Case(("auth", "status", "-o", "table")),
-          lambda case, outcome, found: False,  # needs a hostile server: not in random runs
-          faults=({"path": "/v1/partitions$", "method": "GET", "status": 401, "times": 1,
-                   "body": {"detail": "bad key\x1b]52;c;aGk=\x07\nkey works  yes"}},)),
 )
 
 

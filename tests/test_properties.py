@@ -129,10 +129,6 @@ def test_sanitize_keeps_newlines_and_tabs_outside_one_line_contexts(text: str) -
     assert shown.count("\t") == text.count("\t")
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeEncodeError, reason=(
-    "new (issue 8 class): a lone surrogate from a JSON escape ('\\ud800') passes the "
-    "sanitiser, and writing it to a UTF-8 stdout raises UnicodeEncodeError: "
-    "'get ID -o table' of a partition whose file.filename is \"a\\ud800b\" tracebacks"))
 @SEEDED
 @given(hostile_text_with_surrogates)
 @example("a\ud800b")
@@ -152,9 +148,6 @@ def captured_stderr() -> Iterator[io.StringIO]:
         sys.stderr = saved
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 8 #1: Renderer.notice/warn/info keep a raw newline from outside text, so a "
-    "503 body or a file name holding '\\n::error::x' forges a stderr line"))
 @SEEDED
 @given(hostile_text, st.sampled_from(["notice", "warn", "info"]))
 @example("scan\n::add-mask::x\n::error file=a::b", "notice")
