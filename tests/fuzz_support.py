@@ -742,12 +742,6 @@ KNOWN: tuple[Known, ...] = (
           "quote inside the client",
           Case(("partitions", "list", "--filename", "\udcff")),
           _escaped("UnicodeEncodeError", "urllib/parse.py")),
-    Known("run-outcome-json-error", "issue 9: the JSON error objects the README promises for "
-          "run outcomes never appear: 'watch prtn_missing -o jsonl' exits 6 (a failed run 3, "
-          "--timeout 8) with no {\"error\": ...} line on stderr",
-          Case(("partitions", "watch", "prtn_missing", "-o", "jsonl")),
-          lambda case, outcome, found: outcome.exit_code in (3, 5, 6, 8) and any(
-              p.startswith("no JSON error object") for p in found)),
     Known("auth-status-jsonl", "new (output contract): 'auth status -o jsonl' (or "
           "RETAB_OUTPUT=jsonl) prints an indented multi-line object, not one JSON line",
           Case(("auth", "status", "-o", "jsonl")),
