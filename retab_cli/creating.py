@@ -186,11 +186,11 @@ class Creates:
         return len(self.plan.documents) == 1
 
     async def send(self, client: Client, out: Reporter, *,
-                   stream: Callable[[dict[str, Any]], None] | None = None,
+                   each: Callable[[dict[str, Any]], None] | None = None,
                    advance: Callable[[str], None] | None = None) -> None:
         """Send every create: each failure reported through `out` (naming its document,
         with the safe retry when its outcome is unknown), each run kept and, in input
-        order, given to `stream`. A synchronous create is bounded whole by the plan's
+        order, given to `each`. A synchronous create is bounded whole by the plan's
         deadline (DEFAULT_SYNC_TIMEOUT without one)."""
         plan, tally = self.plan, self.tally
         tally.report = out.error
@@ -205,8 +205,8 @@ class Creates:
             tally.values.append(outcome.value)
             if not plan.options.background:
                 tally.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
-            if stream is not None:
-                stream(outcome.value)
+            if each is not None:
+                each(outcome.value)
 
         sync = None if plan.options.background else (plan.deadline or DEFAULT_SYNC_TIMEOUT)
         await send_creates(client, plan.options, plan.documents, plan.keys, emit,

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retab_cli.settings import Settings
 
 KEEP = 200
 
@@ -52,19 +56,26 @@ def _fetch_recent() -> list[str]:
     import asyncio
 
     try:
-        return asyncio.run(asyncio.wait_for(_list_ids(), NETWORK_BUDGET))
+        # Imports and settings first: the budget covers the network call only, not the
+        # ~200 ms of loading httpx on a slow machine (docs/design.md §12).
+        from retab_cli import client as _client  # noqa: F401
+        from retab_cli.settings import GlobalOptions, resolve
+
+        return asyncio.run(_list_ids(resolve(GlobalOptions())))
     except Exception:  # completion must never fail loudly
         return []
 
 
-async def _list_ids() -> list[str]:
+async def _list_ids(settings: Settings) -> list[str]:
+    import asyncio
+
     from retab_cli.connect import open_client
-    from retab_cli.settings import GlobalOptions, resolve
 
     # No budget and one attempt: the whole call must fit in NETWORK_BUDGET.
-    async with open_client(resolve(GlobalOptions()), rate=0, max_attempts=1,
+    async with open_client(settings, rate=0, max_attempts=1,
                            request_timeout=NETWORK_BUDGET) as client:
-        page = await client.list({"limit": 100})
+        async with asyncio.timeout(NETWORK_BUDGET):
+            page = await client.list({"limit": 100})
     ids = [str(item["id"]) for item in page.data["data"] if isinstance(item, dict) and "id" in item]
     remember(ids)
     return ids

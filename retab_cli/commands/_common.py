@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import sys
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -114,7 +115,8 @@ def run_app(app: typer.Typer, args: list[str]) -> int:
     from typer._click.exceptions import UsageError as ClickUsageError
 
     from retab_cli.render import Renderer
-    from retab_cli.running import Interrupted, silence_stdout
+    from retab_cli.render.streams import silence
+    from retab_cli.running import Interrupted
 
     renderer = Renderer("json", explicit_json=_asks_json(args))
     try:
@@ -134,8 +136,8 @@ def run_app(app: typer.Typer, args: list[str]) -> int:
         renderer.error(UsageError(exc.format_message()))
         return errors.USAGE
     except BrokenPipeError:
-        silence_stdout()
-        return errors.OK
+        silence(sys.stdout)
+        return errors.worst(renderer.reported)
     return result if isinstance(result, int) else errors.OK
 
 

@@ -100,6 +100,8 @@ def status(env: Env) -> int:
 
 
 def _show_status(env: Env, info: dict[str, Any]) -> None:
+    from retab_cli.render import sanitize  # the problem is the server's message
+
     if env.renderer.mode in ("json", "jsonl"):
         env.renderer.json(info)
         return
@@ -111,7 +113,7 @@ def _show_status(env: Env, info: dict[str, Any]) -> None:
         ("key works", "yes" if info["key_works"] else f"no: {info['problem']}"),
     ]
     for name, value in rows:
-        env.renderer.line(f"{name:<10} {value}")
+        env.renderer.line(f"{name:<10} {sanitize(value, single_line=True)}")
 
 
 @app.command()

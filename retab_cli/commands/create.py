@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -112,16 +112,25 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: Send
 async def _create_all(env: Env, client: Client, creates: Creates) -> None:
     """Send the creates, showing each result as it comes (or, with --wait, leaving the
     showing to the watch)."""
-    from retab_cli.render.progress import upload_progress
+    from retab_cli.render.progress import create_spinner
+    from retab_cli.watch_ui import status_error
 
-    renderer, wait = env.renderer, creates.plan.wait
-    stream = renderer.jsonl if renderer.mode == "jsonl" and not wait else None
-    progress = upload_progress(renderer, len(creates.plan.documents))
+    renderer, plan = env.renderer, creates.plan
+    stream = renderer.mode == "jsonl" and not plan.wait
+
+    def each(run: dict[str, Any]) -> None:
+        if not plan.options.background:  # a run that did not complete, as a JSON error too
+            status_error(env, run)
+        if stream:
+            renderer.jsonl(run)
+
+    progress = create_spinner(renderer, synchronous=not plan.options.background,
+                              total=len(plan.documents))
     with progress or contextlib.nullcontext():
-        await creates.send(client, renderer, stream=stream,
+        await creates.send(client, renderer, each=each,
                            advance=progress.advance if progress else None)
     values = creates.tally.values
-    if not wait:
+    if not plan.wait:
         _show_created(env, creates, streamed=True)
     elif values:  # the watch shows the runs and remembers their ids
         ids = ", ".join(str(f.get("id")) for f in values[:5])
