@@ -201,7 +201,7 @@ def report_stopped(out: Reporter, verb: str, ledger: Ledger, why: str) -> None:
     a private file, whose uncommented lines are the ids still to do."""
     done, total = ledger.where(DONE), len(ledger.items)
     if len(done) == total:
-        out.warn(f"{why}: {verb} all {total}")
+        out.warn(f"{verb} all {total}; {why}")
         return
     out.warn(f"{why}: {verb} {len(done)} of {total}")
     sets = _sets(verb, ledger)

@@ -151,7 +151,7 @@ def test_a_short_stop_report_names_every_set() -> None:
         "  not sent (1): prtn_005"]
     out = Out()
     report_stopped(out, "deleted", a_ledger(3, 0, 0, 0), "stdout was closed")
-    assert out.lines == ["stdout was closed: deleted all 3"]
+    assert out.lines == ["deleted all 3; stdout was closed"]
 
 
 def test_a_long_stop_report_writes_the_full_lists_to_a_private_file(
