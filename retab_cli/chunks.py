@@ -146,10 +146,11 @@ class OutputDir:
             raise self._failed(name, exc) from None
         self.staged.append((temp, name))
         try:
+            # No fsync: 500 chunks took 1.5 s with one each (27 ms without). Atomic here
+            # means never seen half-written; after a power cut the manifest's hashes say
+            # whether to run it again.
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())  # on disk before it is renamed: a crash leaves no empty file
         except OSError as exc:
             raise self._failed(name, exc) from None
 
@@ -162,8 +163,6 @@ class OutputDir:
                 raise self._failed(name, exc) from None
             self.staged.remove((temp, name))
             self.placed.append(name)
-        with contextlib.suppress(OSError):  # not every system can sync a directory
-            os.fsync(self.fd)
 
     def _undo(self) -> None:
         """After a failure: no temporary file left, and no new file either unless it
