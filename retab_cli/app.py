@@ -13,13 +13,13 @@ from typing import Annotated
 
 import typer
 
-from retab_cli import __version__
-from retab_cli.commands import _fastparse, auth, completion, partitions
+from retab_cli import __version__, fastparse
+from retab_cli.commands import auth, completion, partitions
 from retab_cli.emulator import cli as emulator_cli
 from retab_cli.errors import EXIT_CODE_TABLE
 from retab_cli.settings import GlobalOptions
 
-_fastparse.install()
+fastparse.install()
 
 _EXIT_CODES = "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODE_TABLE)
 HELP = f"""retab: start, watch, inspect and cancel Retab partition runs.

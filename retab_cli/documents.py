@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
+import json
 import os
 import stat
 import urllib.parse
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from retab_cli.errors import UsageError
 
-MAX_INLINE = 32 * 1024 * 1024
+MAX_BODY = 32 * 1024 * 1024      # the API's cap on a whole JSON request body
+MAX_UPLOAD = 5 * 1024 ** 3       # the largest local file uploaded (one signed PUT, as S3 allows)
+MAX_STDIN = MAX_BODY             # stdin is held in memory: read at most this much
+ENVELOPE = 16 * 1024             # allowance for the body's other fields (key, instructions, ...)
 SNIFF_BYTES = 4096
+CHUNK = 256 * 1024  # bytes read at a time when streaming a file
+UPLOAD_MODES = ("auto", "always", "never")
+MIB = 1024 * 1024
+
 
 # Extensions whose type is certain enough that other bytes are a contradiction.
 _STRICT = {
@@ -56,7 +65,11 @@ _NAMES = {
 
 @dataclass
 class Document:
-    """One document: where it comes from, the name and type sent, and how to read it."""
+    """One document: where it comes from, the name and type sent, and how to read it.
+
+    A file is kept as its path and size and read at send time: whole only when it goes
+    inline (under the body cap), in chunks when it is uploaded.
+    """
 
     label: str            # what the user gave (path, '-', or URL), for messages
     filename: str         # basename sent to the API
@@ -65,30 +78,134 @@ class Document:
     url: str | None = None          # a URL sent as is (https:// or data:)
     path: Path | None = None        # a file read at send time
     data: bytes | None = None       # stdin, already read
+    _sha256: str | None = field(default=None, repr=False, compare=False)
+    _hasher: Any = field(default=None, repr=False, compare=False)
+    _hashed: int = field(default=0, repr=False, compare=False)  # bytes fed to _hasher
 
     def data_url(self) -> str:
         """The `document.url` value: a remote URL as is, or the bytes inline."""
         if self.url is not None:
             return self.url
-        content = self.data if self.data is not None else self._read()
-        return f"data:{self.mime_type};base64,{base64.b64encode(content).decode()}"
+        # The document field alone over the cap can never be sent inline (the planner,
+        # which knows the whole body, normally refuses earlier).
+        if inline_body_size(self, envelope=0) > MAX_BODY:
+            raise _too_large_inline(self, inline_body_size(self, envelope=0))
+        content = self.data if self.data is not None else b"".join(self.chunks())
+        return self._data_url_prefix() + base64.b64encode(content).decode()
 
-    def _read(self) -> bytes:
-        assert self.path is not None
+    def _data_url_prefix(self) -> str:
+        return f"data:{self.mime_type};base64,"
+
+    @property
+    def known_sha256(self) -> str | None:
+        """The SHA-256 if it has been computed already (a full read or upload did it)."""
+        return self._sha256
+
+    def sha256(self) -> str:
+        """The SHA-256 of the bytes, computed once: by an earlier full pass, or now."""
+        if self._sha256 is None:
+            for _ in self.chunks():
+                pass
+        assert self._sha256 is not None
+        return self._sha256
+
+    def chunks(self, chunk_size: int = CHUNK) -> Generator[bytes, None, None]:
+        """The bytes from the first one, `chunk_size` at a time, hashed on the way.
+
+        Each byte is hashed once over all passes: a pass restarted from byte 0 (an
+        upload retry) only hashes what earlier passes did not reach.
+        """
+        with self._open() as source:
+            total = self._size()
+            offset = 0
+            while offset < total:
+                chunk = source.read(min(chunk_size, total - offset))
+                if not chunk:
+                    raise self._changed()
+                self._hash(offset, chunk)
+                offset += len(chunk)
+                yield chunk
+            if source.read(1):
+                raise self._changed()
+
+    def _hash(self, offset: int, chunk: bytes) -> None:
+        end = offset + len(chunk)
+        if self._sha256 is not None or end <= self._hashed:
+            return
+        if self._hasher is None:
+            import hashlib
+
+            self._hasher = hashlib.sha256()
+        self._hasher.update(memoryview(chunk)[self._hashed - offset:])
+        self._hashed = end
+        if end == self.size:
+            self._sha256 = self._hasher.hexdigest()
+            self._hasher = None
+
+    def _open(self) -> BinaryIO:
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        if self.path is None:
+            raise ValueError(f"{self.label} is a URL: there are no bytes to read")
         try:
-            content = self.path.read_bytes()
+            # Unbuffered: what was read is what the file held, no read-ahead copy.
+            source = self.path.open("rb", buffering=0)
         except OSError as exc:
             raise UsageError(f"cannot read {self.label}: {exc.strerror}",
                              file=self.label) from None
-        if len(content) > MAX_INLINE:
-            raise _too_large(self.label)
-        return content
+        if os.fstat(source.fileno()).st_size != self.size:
+            source.close()
+            raise self._changed()
+        return source
+
+    def _size(self) -> int:
+        if self.size is None:
+            raise ValueError(f"{self.label} has no known size")
+        return self.size
+
+    def _changed(self) -> UsageError:
+        return UsageError(f"{self.label} changed while it was being read "
+                          f"(it had {self.size} bytes when checked)", file=self.label,
+                          hint="run the command again once the file is complete")
 
 
-def _too_large(label: str) -> UsageError:
-    return UsageError(f"{label} is larger than 32 MiB, the limit for inline documents",
-                      file=label, hint="upload it somewhere the API can fetch and pass "
-                                       "--url https://...")
+def inline_body_size(doc: Document, envelope: int = ENVELOPE) -> int:
+    """The bytes of a create body carrying `doc` inline, as the client encodes JSON.
+
+    Exact for the `document` field (base64 is 4 bytes per 3, rounded up; the name and
+    type as ASCII-escaped JSON); `envelope` stands for the encoded object of the other
+    fields (pass its exact length to make the total exact).
+    """
+    encoded = 4 * ((doc._size() + 2) // 3)
+    head = ('{"document":{"filename":' + json.dumps(doc.filename)
+            + ',"url":' + json.dumps(doc._data_url_prefix())[:-1])
+    return len(head) + encoded + len('"}') + envelope
+
+
+def plan_transport(doc: Document, upload_mode: str, *, envelope: int = ENVELOPE) -> str:
+    """How `doc` travels: "url" (sent as is), "inline" (in the body) or "upload".
+
+    auto: inline while the body stays under the API's cap, uploaded above it; always:
+    uploaded; never: inline, refused when too big for it.
+    """
+    if upload_mode not in UPLOAD_MODES:
+        raise UsageError(f"--upload must be one of auto, always, never (got {upload_mode!r})")
+    if doc.url is not None:
+        return "url"
+    body = inline_body_size(doc, envelope)
+    if upload_mode == "always" or (upload_mode == "auto" and body > MAX_BODY):
+        return "upload"
+    if body > MAX_BODY:
+        raise _too_large_inline(doc, body)
+    return "inline"
+
+
+def _too_large_inline(doc: Document, body: int) -> UsageError:
+    return UsageError(
+        f"{doc.label} would make a {body / MIB:.1f} MiB request body inline (base64), over "
+        "the API's 32 MiB limit", file=doc.label,
+        hint="use --upload auto to send it through the files API, or pass --url https://... "
+             "to a copy the API can fetch")
 
 
 def sniff(head: bytes) -> str | None:
@@ -167,8 +284,10 @@ def from_path(path_text: str, *, filename: str | None, mime_type: str | None,
         raise UsageError(f"{path_text} is not a regular file", file=path_text)
     if info.st_size == 0:
         raise UsageError(f"{path_text} is empty", file=path_text)
-    if info.st_size > MAX_INLINE:
-        raise _too_large(path_text)
+    if info.st_size > MAX_UPLOAD:
+        raise UsageError(f"{path_text} is larger than 5 GiB, the largest document this tool "
+                         "uploads", file=path_text,
+                         hint="pass --url https://... to a copy the API can fetch")
     head = _head(path, path_text)
     name = os.path.basename(filename) if filename else path.name
     mime = decide_type(name, head, mime_type, warn, path_text)
@@ -188,9 +307,11 @@ def from_stdin(stream: BinaryIO, *, filename: str | None, mime_type: str | None,
                warn: Callable[[str], None]) -> Document:
     if not filename:
         raise UsageError("reading the document from stdin needs --filename NAME")
-    data = stream.read(MAX_INLINE + 1)
-    if len(data) > MAX_INLINE:
-        raise _too_large("stdin")
+    # A pipe cannot be read twice (an upload may restart), so stdin is held in memory.
+    data = stream.read(MAX_STDIN + 1)
+    if len(data) > MAX_STDIN:
+        raise UsageError("stdin holds more than 32 MiB, the most read from stdin", file="-",
+                         hint="save it to a file and pass its path (big files are uploaded)")
     if not data:
         raise UsageError("the document on stdin is empty", file="-")
     mime = decide_type(filename, data[:SNIFF_BYTES], mime_type, warn, "stdin")
@@ -219,6 +340,10 @@ def from_url(url: str, *, filename: str | None, mime_type: str | None) -> Docume
 
 
 def _from_data_url(url: str, *, filename: str | None, mime_type: str | None) -> Document:
+    if len(url) > MAX_BODY:
+        raise UsageError("the data URL is larger than 32 MiB, the API's limit for a request "
+                         "body", hint="save the document to a file and pass its path "
+                                      "(big files are uploaded)")
     header, sep, payload = url.partition(",")
     if not sep or not header.endswith(";base64"):
         raise UsageError("invalid data URL: expected data:<type>;base64,<data>")
@@ -229,8 +354,6 @@ def _from_data_url(url: str, *, filename: str | None, mime_type: str | None) -> 
         raise UsageError("invalid data URL: the data is not valid base64") from None
     if not content:
         raise UsageError("invalid data URL: the document is empty")
-    if len(content) > MAX_INLINE:
-        raise _too_large("the data URL")
     if not filename:
         raise UsageError("a data: URL needs --filename NAME")
     return Document(label="data URL", filename=os.path.basename(filename),

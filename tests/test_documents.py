@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -12,10 +14,22 @@ from pathlib import Path
 import pytest
 
 from retab_cli import documents
-from retab_cli.documents import MAX_INLINE, from_path, from_stdin, from_url, sniff
+from retab_cli.documents import (
+    MAX_BODY,
+    MAX_STDIN,
+    MAX_UPLOAD,
+    Document,
+    from_path,
+    from_stdin,
+    from_url,
+    inline_body_size,
+    plan_transport,
+    sniff,
+)
 from retab_cli.errors import UsageError
 
 from cli_support import Warnings
+from upload_support import CountingSha, count_sha256
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(40))
@@ -215,10 +229,10 @@ def _sparse(path: Path, size: int) -> Path:
     return path
 
 
-def test_size_cap_checked_before_reading(
+def test_upload_limit_checked_before_reading(
     tmp_path: Path, warnings: Warnings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = _sparse(tmp_path / "huge.pdf", MAX_INLINE + 1)
+    path = _sparse(tmp_path / "huge.pdf", MAX_UPLOAD + 1)
 
     def no_open(*args: object, **kwargs: object) -> None:
         raise AssertionError("the file was opened")
@@ -227,27 +241,38 @@ def test_size_cap_checked_before_reading(
     monkeypatch.setattr(Path, "read_bytes", no_open)
     with pytest.raises(UsageError) as caught:
         from_path(str(path), filename=None, mime_type=None, warn=warnings)
-    assert caught.value.message == f"{path} is larger than 32 MiB, the limit for inline documents"
-    assert caught.value.hint == "upload it somewhere the API can fetch and pass --url https://..."
+    assert caught.value.message == f"{path} is larger than 5 GiB, the largest document this tool uploads"
+    assert caught.value.hint == "pass --url https://... to a copy the API can fetch"
     assert caught.value.file == str(path)
+    assert caught.value.exit_code == 2
 
 
-def test_exactly_32_mib_is_accepted(tmp_path: Path, warnings: Warnings) -> None:
-    path = _sparse(tmp_path / "big.bin", MAX_INLINE)
+def _pdf_of_size(tmp_path: Path, name: str, size: int) -> Path:
+    path = _sparse(tmp_path / name, size)
     with path.open("r+b") as fh:
         fh.write(PDF)
-    doc = from_path(str(path), filename=None, mime_type=None, warn=warnings)
-    assert (doc.mime_type, doc.size) == ("application/pdf", MAX_INLINE)
+    return path
 
 
-def test_file_grown_past_the_cap_after_checking_is_refused_on_read(
+def test_exactly_the_upload_limit_is_accepted_without_reading_it_whole(
     tmp_path: Path, warnings: Warnings
 ) -> None:
+    path = _pdf_of_size(tmp_path, "big.pdf", MAX_UPLOAD)
+    doc = from_path(str(path), filename=None, mime_type=None, warn=warnings)
+    assert (doc.mime_type, doc.size, doc.data) == ("application/pdf", MAX_UPLOAD, None)
+    assert plan_transport(doc, "auto") == "upload"
+
+
+def test_file_changed_after_checking_is_refused_on_read(tmp_path: Path, warnings: Warnings) -> None:
     path = write(tmp_path, "grows.pdf", PDF)
     doc = from_path(str(path), filename=None, mime_type=None, warn=warnings)
-    _sparse(path, MAX_INLINE + 1)
-    with pytest.raises(UsageError, match="larger than 32 MiB"):
-        doc.data_url()
+    path.write_bytes(PDF + b"more")
+    for read in (doc.data_url, doc.sha256, lambda: list(doc.chunks())):
+        with pytest.raises(UsageError) as caught:
+            read()
+        assert caught.value.message == (f"{path} changed while it was being read "
+                                        f"(it had {len(PDF)} bytes when checked)")
+        assert caught.value.file == str(path)
 
 
 def test_file_removed_after_checking_is_a_usage_error(tmp_path: Path, warnings: Warnings) -> None:
@@ -307,8 +332,19 @@ def test_stdin_over_the_cap(warnings: Warnings) -> None:
             buffer[:] = b"a" * len(buffer)
             return len(buffer)
 
-    with pytest.raises(UsageError, match=r"^stdin is larger than 32 MiB"):
+    with pytest.raises(UsageError) as caught:
         from_stdin(io.BufferedReader(Endless()), filename="a.txt", mime_type=None, warn=warnings)
+    assert caught.value.message == "stdin holds more than 32 MiB, the most read from stdin"
+    assert caught.value.hint == "save it to a file and pass its path (big files are uploaded)"
+
+
+def test_stdin_at_the_limit_is_kept_and_uploaded_from_memory(warnings: Warnings) -> None:
+    data = PDF + bytes(MAX_STDIN - len(PDF))
+    doc = from_stdin(io.BytesIO(data), filename="scan.pdf", mime_type=None, warn=warnings)
+    assert doc.size == MAX_STDIN
+    assert plan_transport(doc, "auto") == "upload"
+    assert b"".join(doc.chunks()) == data
+    assert doc.sha256() == hashlib.sha256(data).hexdigest()
 
 
 # ---- URLs ----------------------------------------------------------------------------------
@@ -398,3 +434,147 @@ def test_documents_module_stays_light() -> None:
             "print(sorted(m for m in ('httpx', 'rich', 'pydantic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---- body size and transport -----------------------------------------------------------------
+
+
+def _encode(body: object) -> bytes:
+    """The client's JSON encoding (retab_cli.client._encode), restated to keep httpx out."""
+    return json.dumps(body, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 6, 100, 3001])
+@pytest.mark.parametrize(("name", "mime"), [("scan.pdf", "application/pdf"),
+                                            ("Rechnung März \U0001f4c4.pdf", "application/pdf"),
+                                            ('odd"name\\.txt', 'text/x-"quoted"')])
+def test_inline_body_size_is_exact(tmp_path: Path, warnings: Warnings, size: int, name: str,
+                                   mime: str) -> None:
+    path = write(tmp_path, "doc.bin", (PDF * 200)[:size])
+    doc = from_path(str(path), filename=name, mime_type=mime, warn=warnings)
+    rest = {"key": "invoice number", "instructions": "Split it ✂", "background": True}
+    body = {"document": {"filename": doc.filename, "url": doc.data_url()}, **rest}
+    assert inline_body_size(doc, envelope=len(_encode(rest))) == len(_encode(body))
+    assert inline_body_size(doc, envelope=0) == len(_encode({"document": body["document"]})) - 1
+
+
+def _sized(tmp_path: Path, size: int, name: str = "big.pdf") -> Document:
+    path = _pdf_of_size(tmp_path, name, size)
+    return from_path(str(path), filename=None, mime_type=None, warn=lambda _: None)
+
+
+MIB = 1024 * 1024
+
+
+def test_auto_sends_20_mib_inline_and_uploads_30_mib(tmp_path: Path) -> None:
+    assert plan_transport(_sized(tmp_path, 20 * MIB, "a.pdf"), "auto") == "inline"
+    assert plan_transport(_sized(tmp_path, 30 * MIB, "b.pdf"), "auto") == "upload"
+
+
+def test_a_25_mib_file_is_not_sent_inline(tmp_path: Path) -> None:
+    # Regression: the old check compared raw bytes with 32 MiB; base64 makes this body
+    # 33.3 MiB, which the API refuses with 413.
+    doc = _sized(tmp_path, 25 * MIB)
+    assert inline_body_size(doc) > MAX_BODY
+    assert plan_transport(doc, "auto") == "upload"
+    with pytest.raises(UsageError) as caught:
+        plan_transport(doc, "never")
+    assert caught.value.message == (f"{doc.label} would make a 33.3 MiB request body inline "
+                                    "(base64), over the API's 32 MiB limit")
+    assert caught.value.hint == ("use --upload auto to send it through the files API, or pass "
+                                 "--url https://... to a copy the API can fetch")
+    assert (caught.value.file, caught.value.exit_code) == (doc.label, 2)
+
+
+def test_the_cap_is_on_the_whole_body_inclusive(tmp_path: Path) -> None:
+    doc = _sized(tmp_path, 23 * MIB)
+    fits = MAX_BODY - inline_body_size(doc, envelope=0)
+    assert plan_transport(doc, "never", envelope=fits) == "inline"
+    assert plan_transport(doc, "auto", envelope=fits) == "inline"
+    assert plan_transport(doc, "auto", envelope=fits + 1) == "upload"
+    with pytest.raises(UsageError, match="over the API's 32 MiB limit"):
+        plan_transport(doc, "never", envelope=fits + 1)
+
+
+def test_always_uploads_even_small_documents_and_urls_go_as_they_are(tmp_path: Path) -> None:
+    small = _sized(tmp_path, 100)
+    assert plan_transport(small, "always") == "upload"
+    assert plan_transport(small, "never") == "inline"
+    url = from_url("https://example.com/a.pdf", filename=None, mime_type=None)
+    assert [plan_transport(url, mode) for mode in ("auto", "always", "never")] == ["url"] * 3
+
+
+def test_unknown_upload_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as caught:
+        plan_transport(_sized(tmp_path, 100), "sometimes")
+    assert caught.value.message == "--upload must be one of auto, always, never (got 'sometimes')"
+
+
+def test_data_url_refuses_a_document_too_big_for_any_body(tmp_path: Path) -> None:
+    doc = _sized(tmp_path, 25 * MIB)
+    with pytest.raises(UsageError, match=r"would make a 33\.3 MiB request body inline"):
+        doc.data_url()
+
+
+# ---- streaming and the checksum --------------------------------------------------------------
+
+
+@pytest.fixture
+def counting_sha(monkeypatch: pytest.MonkeyPatch) -> type[CountingSha]:
+    return count_sha256(monkeypatch)
+
+
+def test_chunks_stream_the_file_and_hash_it_on_the_way(tmp_path: Path,
+                                                       counting_sha: type[CountingSha]) -> None:
+    data = bytes(range(256)) * 40 + PDF
+    path = write(tmp_path, "doc.bin", data)
+    doc = from_path(str(path), filename=None, mime_type="application/pdf", warn=lambda _: None)
+    assert doc.known_sha256 is None
+    chunks = list(doc.chunks(chunk_size=1000))
+    assert [len(c) for c in chunks] == [1000] * 10 + [len(data) - 10000]
+    assert b"".join(chunks) == data
+    expected = hashlib.new("sha256", data).hexdigest()
+    assert doc.known_sha256 == doc.sha256() == expected
+    assert counting_sha.fed == len(data)
+
+
+def test_a_restarted_pass_hashes_each_byte_once(tmp_path: Path,
+                                                counting_sha: type[CountingSha]) -> None:
+    data = bytes(range(256)) * 50
+    doc = from_path(str(write(tmp_path, "doc.bin", data)), filename=None,
+                    mime_type="text/plain", warn=lambda _: None)
+    first = doc.chunks(chunk_size=3000)
+    next(first), next(first)
+    first.close()  # an upload attempt dropped after 6000 bytes
+    assert doc.known_sha256 is None
+    assert b"".join(doc.chunks(chunk_size=4096)) == data
+    assert doc.sha256() == hashlib.new("sha256", data).hexdigest()
+    assert counting_sha.fed == len(data)
+    list(doc.chunks())  # a known checksum is never recomputed
+    assert counting_sha.fed == len(data)
+
+
+def test_sha256_alone_reads_the_file_once(tmp_path: Path, counting_sha: type[CountingSha]) -> None:
+    data = PDF * 1000
+    doc = from_path(str(write(tmp_path, "a.pdf", data)), filename=None, mime_type=None,
+                    warn=lambda _: None)
+    assert doc.sha256() == doc.sha256() == hashlib.new("sha256", data).hexdigest()
+    assert counting_sha.fed == len(data)
+
+
+def test_a_file_cut_short_while_streaming_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "doc.pdf", PDF * 100)
+    doc = from_path(str(path), filename=None, mime_type=None, warn=lambda _: None)
+    stream = doc.chunks(chunk_size=100)
+    next(stream)
+    with path.open("r+b") as fh:
+        fh.truncate(150)
+    with pytest.raises(UsageError, match=r"changed while it was being read"):
+        list(stream)
+    assert doc.known_sha256 is None
+
+
+def test_a_url_document_has_no_bytes_to_stream() -> None:
+    doc = from_url("https://example.com/a.pdf", filename=None, mime_type=None)
+    with pytest.raises(ValueError, match="is a URL"):
+        list(doc.chunks())
