@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from retab_cli.app import app, hoist_globals
 
 from emulator_support import Emulator
 
+NO_SERVER = "http://127.0.0.1:1"  # nothing may be sent; if it were, it would be refused at once
 SAMPLE_PDF = Path(__file__).resolve().parent.parent / "retab_cli" / "emulator" / "data" / "invoices.pdf"
 
 
@@ -86,3 +88,17 @@ class Cli:
         out = proc.stdout if isinstance(proc.stdout, str) else proc.stdout.decode()
         err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
         return Result(proc.returncode, out, err)
+
+
+def run_isolated(home: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes = b"",
+                 preexec_fn: Callable[[], None] | None = None, timeout: float = 60) -> Result:
+    """`python -m retab_cli ARGS` as a real process, with its own config and cache dirs under
+    `home`, none of the caller's RETAB_* and NO_SERVER as the base URL (no emulator needed)."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("RETAB_") and k not in ("NO_COLOR", "FORCE_COLOR")}
+    clean.update(RETAB_CONFIG_DIR=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"),
+                 RETAB_API_BASE_URL=NO_SERVER, PYTHONIOENCODING="utf-8")
+    clean.update(env or {})
+    done = subprocess.run([sys.executable, "-m", "retab_cli", *args], env=clean, input=stdin,
+                          capture_output=True, timeout=timeout, preexec_fn=preexec_fn)
+    return Result(done.returncode, done.stdout.decode(), done.stderr.decode())

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import Result
+from cli_support import NO_SERVER, Result, run_isolated
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX files and limits")
 
 MEMORY_CAP = 512 << 20  # the tool needs about 60 MiB; reading a device to the end needs more
-NO_SERVER = "http://127.0.0.1:1"  # nothing may be sent; if it were, it would be refused at once
 BAD_KEY = "rt_test_\u201dQZQZ"  # a pasted curly quote; QZQZ must never be echoed
 FILE_HINT = "hint: RETAB_API_KEY_FILE must name a regular file holding only the key"
 
@@ -31,15 +30,8 @@ def _cap_memory() -> None:
 
 def retab(home: Path, *args: str, env: dict[str, str] | None = None,
           stdin: bytes = b"") -> Result:
-    """`python -m retab_cli ARGS` with its own config dir and none of the caller's RETAB_*."""
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith("RETAB_") and k not in ("NO_COLOR", "FORCE_COLOR")}
-    clean.update(RETAB_CONFIG_DIR=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"),
-                 RETAB_API_BASE_URL=NO_SERVER, PYTHONIOENCODING="utf-8")
-    clean.update(env or {})
-    done = subprocess.run([sys.executable, "-m", "retab_cli", *args], env=clean, input=stdin,
-                          capture_output=True, timeout=60, preexec_fn=_cap_memory)
-    return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+    """`python -m retab_cli ARGS`, isolated (see `run_isolated`), its address space capped."""
+    return run_isolated(home, *args, env=env, stdin=stdin, preexec_fn=_cap_memory)
 
 
 def write_config(home: Path, text: str) -> Path:

@@ -110,7 +110,7 @@ def _global_options(ctx: typer.Context) -> GlobalOptions:
 
 def run_app(app: typer.Typer, args: list[str]) -> int:
     # Typer exports none of these exception types (its vendored Click's).
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
     from typer._click.exceptions import UsageError as ClickUsageError
 
     from retab_cli.render import Renderer
@@ -119,6 +119,9 @@ def run_app(app: typer.Typer, args: list[str]) -> int:
     renderer = Renderer("json", explicit_json=_asks_json(args))
     try:
         result = app(args=args, prog_name="retab", standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # a bare group (`retab partitions`): its help, as --help
+        renderer.line(exc.ctx.get_help())
+        return errors.OK
     except ClickUsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "retab"
         renderer.error(UsageError(exc.format_message(),
