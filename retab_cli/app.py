@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -103,17 +103,36 @@ def root(
     )
 
 
-_GLOBAL_VALUED = ("--profile", "--base-url", "--api-key", "--max-rps", "--color")
-_GLOBAL_FLAGS = ("--debug", "--no-color")
+def _options(command: Any) -> dict[str, bool]:
+    """Every option name a command declares, and whether it takes a value."""
+    table: dict[str, bool] = {}
+    for param in command.params:
+        if param.param_type_name == "option":
+            takes_value = not (getattr(param, "is_flag", False) or getattr(param, "count", False))
+            table.update(dict.fromkeys([*param.opts, *param.secondary_opts], takes_value))
+    return table
 
 
-def hoist_globals(args: list[str]) -> list[str]:
-    """Move global options given after the subcommand to the front, so they work anywhere.
+def _global_options(root: Any) -> dict[str, bool]:
+    """The root's options that may be given anywhere (not --version: it acts at once)."""
+    eager = {name for param in root.params if param.is_eager
+             for name in (*param.opts, *param.secondary_opts)}
+    return {name: valued for name, valued in _options(root).items() if name not in eager}
 
-    Stops at `--`; the value of a valued option travels with it.
+
+def hoist_globals(args: list[str], root: Any = None) -> list[str]:
+    """Move the root's options given after the subcommand to the front, so they work anywhere.
+
+    The command tree is followed as the words name its groups and commands: an option the
+    command in reach declares itself is its own and stays (`retab emulator --api-key K`
+    configures the emulator), even when the root has one of the same name. The value of a
+    valued option travels with it; `--` ends the options.
     """
+    root = root if root is not None else typer.main.get_command(app)
+    hoisted = _global_options(root)
     front: list[str] = []
     rest: list[str] = []
+    command, own = root, hoisted
     i = 0
     while i < len(args):
         arg = args[i]
@@ -121,15 +140,15 @@ def hoist_globals(args: list[str]) -> list[str]:
             rest.extend(args[i:])
             break
         name = arg.split("=", 1)[0]
-        if name in _GLOBAL_FLAGS:
-            front.append(arg)
-        elif name in _GLOBAL_VALUED:
-            front.append(arg)
-            if "=" not in arg and i + 1 < len(args):
-                front.append(args[i + 1])
-                i += 1
-        else:
-            rest.append(arg)
+        target = rest if name in own or name not in hoisted else front
+        valued = own.get(name, hoisted.get(name, False))
+        target.append(arg)
+        if valued and "=" not in arg and i + 1 < len(args):
+            target.append(args[i + 1])
+            i += 1
+        elif not arg.startswith("-") and arg in getattr(command, "commands", {}):
+            command = command.commands[arg]
+            own = _options(command)
         i += 1
     return front + rest
 
@@ -143,8 +162,9 @@ def main(argv: list[str] | None = None) -> None:
         from typer._completion_classes import completion_init
 
         completion_init()
-    args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
-    code = run_app(app, args)
+    root = typer.main.get_command(app)
+    args = hoist_globals(list(sys.argv[1:] if argv is None else argv), root)
+    code = run_app(root, args)
     if code in (130, 143):
         # Interrupted: leave at once, even if a thread (a DNS lookup) is still blocked.
         for stream in (sys.stdout, sys.stderr):

@@ -108,7 +108,8 @@ def _global_options(ctx: typer.Context) -> GlobalOptions:
 # ---- the process boundary (Typer's own usage errors) -------------------------------
 
 
-def run_app(app: typer.Typer, args: list[str]) -> int:
+def run_app(app: Callable[..., Any], args: list[str]) -> int:
+    """Run the app (a Typer app or its built command) with these args; the exit code."""
     # Typer exports none of these exception types (its vendored Click's).
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
     from typer._click.exceptions import UsageError as ClickUsageError
