@@ -27,8 +27,10 @@ OnInterrupt = Callable[[int], Coroutine[Any, Any, None]]
 class Env:
     """The global options, the renderer, and settings and client on demand."""
 
-    def __init__(self, opts: GlobalOptions | None = None, *, quiet: bool = False) -> None:
+    def __init__(self, opts: GlobalOptions | None = None, *, quiet: bool = False,
+                 creating: bool = False) -> None:
         self.opts = opts or GlobalOptions()
+        self.creating = creating  # `auth login`: the profile named may not exist yet
         color = color_choice(self.opts.color, os.environ)
         self.renderer = Renderer("json", color=color, quiet=quiet)
         self._settings: Settings | None = None
@@ -47,7 +49,8 @@ class Env:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = resolve(self.opts, os.environ, warn=self.renderer.warn)
+            self._settings = resolve(self.opts, os.environ, warn=self.renderer.warn,
+                                     creating=self.creating)
         return self._settings
 
     def base_url(self) -> str:

@@ -184,14 +184,11 @@ def test_login_replaces_a_stored_key_that_is_unusable(tmp_path: Path) -> None:
     assert 'api_key = "rt_test_goodkey123456"' in path.read_text()
 
 
-# ---- the contract for wiring commands/auth.py (see the settings report) -----------------------
-# These run the auth commands the way settings.py now supports them. They fail until
-# commands/auth.py calls the new functions; whoever wires it removes the marker.
-
-needs_wiring = pytest.mark.xfail(strict=True, reason="commands/auth.py not wired to settings yet")
+# ---- the auth commands on top of these settings (issue 9) ------------------------------------
 
 
-@needs_wiring
+
+
 @pytest.mark.parametrize("where", ["after", "before"])
 def test_login_creates_the_profile_it_names(tmp_path: Path, where: str) -> None:
     write_config(tmp_path, '[profiles.default]\napi_key = "rt_test_defaultkey1234"\n')
@@ -208,7 +205,6 @@ def test_login_creates_the_profile_it_names(tmp_path: Path, where: str) -> None:
     assert [p["name"] for p in listed.json()["profiles"]] == ["default", "staging"]
 
 
-@needs_wiring
 def test_login_reads_a_few_kib_of_an_endless_stdin(tmp_path: Path) -> None:
     with open("/dev/zero", "rb") as zeros:
         done = subprocess.run([sys.executable, "-m", "retab_cli", "auth", "login", "--with-key",
@@ -220,7 +216,6 @@ def test_login_reads_a_few_kib_of_an_endless_stdin(tmp_path: Path) -> None:
         "error: the API key from stdin is longer than 4096 bytes; refusing to use it")
 
 
-@needs_wiring
 def test_list_switch_and_status_show_the_active_profile(tmp_path: Path) -> None:
     path = write_config(tmp_path, '[profiles.default]\napi_key = "rt_test_defaultkey1234"\n'
                                   '[profiles.staging]\napi_key = "rt_test_stagingkey1234"\n'
@@ -250,7 +245,6 @@ def test_list_switch_and_status_show_the_active_profile(tmp_path: Path) -> None:
         "hint: known profiles: default, staging; to create it: retab auth login --profile prod"]
 
 
-@needs_wiring
 def test_status_without_a_key_says_not_set(tmp_path: Path) -> None:
     result = retab(tmp_path, "auth", "status", "-o", "table")
     assert result.exit_code == 4
@@ -260,3 +254,30 @@ def test_status_without_a_key_says_not_set(tmp_path: Path) -> None:
         "api key    not set",
         f"config     {tmp_path / 'config' / 'config.toml'}",
         "key works  no: no API key configured"]
+
+
+def test_login_with_an_empty_stdin_is_refused(tmp_path: Path) -> None:
+    result = retab(tmp_path, "auth", "login", "--with-key", "--no-verify", stdin=b"")
+    assert (result.exit_code, result.stdout) == (4, "")
+    assert result.stderr.splitlines() == [
+        "error: the API key from stdin is empty",
+        "hint: pipe the key in on one line, e.g. retab auth login --with-key < key.txt"]
+    assert not (tmp_path / "config" / "config.toml").exists()
+
+
+def test_switch_warns_when_retab_profile_overrides_it(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[profiles.staging]\napi_key = "rt_test_stagingkey1234"\n')
+    result = retab(tmp_path, "auth", "switch", "staging", env={"RETAB_PROFILE": "default"})
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        f"active profile: 'staging' ({path})",
+        "warning: RETAB_PROFILE=default is set and takes precedence in this shell"]
+    assert 'active_profile = "staging"' in path.read_text()
+
+
+def test_list_without_a_config_file(tmp_path: Path) -> None:
+    table = retab(tmp_path, "auth", "list", "-o", "table")
+    assert (table.exit_code, table.stdout) == (0, "   NAME  BASE URL  API KEY\n")
+    assert table.stderr == "active: default (from default)\n"
+    listed = retab(tmp_path, "auth", "list")
+    assert listed.json()["profiles"] == []

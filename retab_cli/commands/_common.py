@@ -34,10 +34,11 @@ _CTX = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotat
 CommandFn = Callable[..., int | None]
 
 
-def command(*, options: Sequence[str] = OUTPUT_OPTIONS,
-            output: str | None = None) -> Callable[[CommandFn], Callable[..., None]]:
+def command(*, options: Sequence[str] = OUTPUT_OPTIONS, output: str | None = None,
+            creating: bool = False) -> Callable[[CommandFn], Callable[..., None]]:
     """Make `fn(env, ...)` a Typer command with the shared output options (`options`, a
-    subset of OUTPUT_OPTIONS, declared after its own), or a fixed `output` mode."""
+    subset of OUTPUT_OPTIONS, declared after its own), or a fixed `output` mode.
+    `creating`: the command writes the profile it names (`auth login`), so it may be new."""
 
     def wrap(fn: CommandFn) -> Callable[..., None]:
         own = _own_parameters(fn)
@@ -55,7 +56,8 @@ def command(*, options: Sequence[str] = OUTPUT_OPTIONS,
                                          for f in dataclasses.fields(bundle)})
             if output is not None:
                 chosen["output"] = output
-            raise typer.Exit(_invoke(fn, _global_options(ctx), chosen, kwargs))
+            raise typer.Exit(_invoke(fn, _global_options(ctx), chosen, kwargs,
+                                     creating=creating))
 
         params = [_CTX, *flat, *shared]
         # Typer reads the parameters from the signature and the type hints.
@@ -88,10 +90,10 @@ def _fields(bundle: type) -> list[inspect.Parameter]:
 
 
 def _invoke(fn: CommandFn, opts: GlobalOptions, chosen: dict[str, Any],
-            kwargs: dict[str, Any]) -> int:
+            kwargs: dict[str, Any], *, creating: bool = False) -> int:
     from retab_cli.session import Env
 
-    env = Env(opts, quiet=bool(chosen.get("quiet")))
+    env = Env(opts, quiet=bool(chosen.get("quiet")), creating=creating)
     try:
         env.choose_output(**chosen)
         code = fn(env, **kwargs)
