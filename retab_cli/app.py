@@ -15,6 +15,7 @@ import typer
 
 from retab_cli import __version__, fastparse
 from retab_cli.commands import auth, completion, partitions
+from retab_cli.commands._help import Group
 from retab_cli.emulator import cli as emulator_cli
 from retab_cli.errors import EXIT_CODE_TABLE
 from retab_cli.settings import GlobalOptions
@@ -36,6 +37,7 @@ With several ids the most severe outcome wins: 4, 2, 1, 6, 3, 5, 8, 0.
 
 app = typer.Typer(
     name="retab",
+    cls=Group,
     help=HELP,
     add_completion=False,
     rich_markup_mode=None,
@@ -46,7 +48,7 @@ app = typer.Typer(
 )
 app.add_typer(partitions.app, name="partitions")
 app.add_typer(auth.app, name="auth")
-app.add_typer(completion.app, name="completion")
+app.command("completion")(completion.completion)
 app.add_typer(emulator_cli.app, name="emulator")
 
 

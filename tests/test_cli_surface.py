@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
-from retab_cli.app import hoist_globals
+from retab_cli.app import app, hoist_globals
 
 from cli_support import run_isolated
 
@@ -50,3 +54,45 @@ def test_emulator_api_key_configures_the_emulator(tmp_path: Path, where: list[st
     result = run_isolated(tmp_path, *args, "--", sys.executable, "-c",
                           "import os; print(os.environ['RETAB_API_KEY'])")
     assert (result.exit_code, result.stdout) == (0, "rt_test_custom_key\n"), result.stderr
+
+
+# ---- help pages ----------------------------------------------------------------------------
+
+
+def _pages(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], bool]]:
+    """Every command path of the tree, and whether it is a group."""
+    subs = getattr(command, "commands", {})
+    return [(path, bool(subs)),
+            *(page for name, sub in subs.items() for page in _pages(sub, (*path, name)))]
+
+
+PAGES = _pages(typer.main.get_command(app))
+PYTHON_TYPE = re.compile(r"<[a-z_]+(?:\[[a-z_, |\[\]]+\])?>")  # <str>, <list[str]>, <int>
+
+
+def help_page(path: tuple[str, ...]) -> tuple[str, list[str]]:
+    result = CliRunner().invoke(app, [*path, "--help"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout, result.stdout.splitlines()
+
+
+@pytest.mark.parametrize(("path", "is_group"), PAGES,
+                         ids=[" ".join(path) or "retab" for path, _ in PAGES])
+def test_help_shows_metavars_never_python_types(path: tuple[str, ...], is_group: bool) -> None:
+    text, lines = help_page(path)
+    usage = lines[0]
+    assert usage.startswith(" ".join(("Usage: retab", *path)).rstrip() + " [OPTIONS]")
+    assert PYTHON_TYPE.search(text) is None, text
+    assert "{" not in usage and "}" not in usage, usage
+    assert usage.endswith("COMMAND [ARGS]...") == is_group, usage
+
+
+def test_help_of_the_commands_users_meet_first() -> None:
+    assert help_page(("completion",))[1][0] == "Usage: retab completion [OPTIONS] SHELL"
+    get_page = help_page(("partitions", "get"))[1]
+    assert get_page[0] == "Usage: retab partitions get [OPTIONS] ID..."
+    assert "  ID...  Partition ids, or - to read them from stdin.  [required]" in get_page
+    create_page = help_page(("partitions", "create"))[0]
+    assert create_page.splitlines()[0] == "Usage: retab partitions create [OPTIONS] [FILE]..."
+    key_help = re.search(r"--key KEY\s+(.*?)\n  -", create_page, re.S)
+    assert key_help is not None and "[required]" in key_help.group(1)

@@ -59,7 +59,9 @@ class RunFlags:
     """What to split along and how: the body options of every run one command starts."""
 
     key: Annotated[str, typer.Option(
-        metavar="KEY", help="What to split along, e.g. 'invoice number'.", show_default=False)] = ""
+        # Required, but checked by the engine (a clearer message than Typer's), so marked here.
+        metavar="KEY", help="What to split along, e.g. 'invoice number'.  [required]",
+        show_default=False)] = ""
     instructions: Annotated[str | None, typer.Option(
         metavar="TEXT", help="How to partition (default: a sentence built from --key).",
         show_default=False)] = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -12,8 +11,6 @@ from retab_cli.errors import UsageError
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_RETAB_COMPLETE"
 
-app = typer.Typer(help="Shell completion scripts.", rich_markup_mode=None)
-
 
 def script(shell: str) -> str:
     from typer._completion_shared import get_completion_script
@@ -21,13 +18,19 @@ def script(shell: str) -> str:
     return get_completion_script(prog_name="retab", complete_var=COMPLETE_VAR, shell=shell)
 
 
-@app.callback(invoke_without_command=True)
 def completion(
     shell: Annotated[str, typer.Argument(
-        help="bash, zsh or fish.", autocompletion=lambda: list(SHELLS), show_default=False)],
+        metavar="SHELL", help="bash, zsh or fish.", autocompletion=lambda: list(SHELLS),
+        show_default=False)],
 ) -> None:
-    """Print the completion script for SHELL. Install, e.g. for bash:
-    retab completion bash > ~/.local/share/bash-completion/completions/retab"""
+    """Print the completion script for SHELL.
+
+    \b
+    Install it, e.g. for bash:
+      retab completion bash > ~/.local/share/bash-completion/completions/retab
+    """
+    from retab_cli.render import Renderer
+
     if shell not in SHELLS:
         raise UsageError(f"unknown shell {shell!r}: choose bash, zsh or fish")
-    sys.stdout.write(script(shell).rstrip("\n") + "\n")
+    Renderer().line(script(shell).rstrip("\n"))
