@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import typer
 from typer.testing import CliRunner
 
 from retab_cli.app import app, hoist_globals
+from retab_cli.parsing import parse_time
 
-from cli_support import run_isolated
+from cli_support import Cli, run_isolated
 
 
 @pytest.mark.parametrize("group", [[], ["partitions"], ["auth"]])
@@ -96,3 +98,45 @@ def test_help_of_the_commands_users_meet_first() -> None:
     assert create_page.splitlines()[0] == "Usage: retab partitions create [OPTIONS] [FILE]..."
     key_help = re.search(r"--key KEY\s+(.*?)\n  -", create_page, re.S)
     assert key_help is not None and "[required]" in key_help.group(1)
+
+
+# ---- list filters: times, letter case, suggestions -----------------------------------------
+
+
+MINUTE = timedelta(minutes=1)
+
+
+def test_since_in_hours_filters_created_at_exactly(cli: Cli) -> None:
+    cli.emu.seed(200)
+    everything = cli("partitions", "list", "--all", "-o", "json").json()
+    cli.emu.clear_requests()
+    result = cli("partitions", "list", "--all", "--since", "36h", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    cutoff = datetime.now(UTC) - timedelta(hours=36)
+    # The API's day filter is a whole day: the tool drops what lies before 36 h ago. (A
+    # minute's slack either side: the tool read the clock a moment before this test.)
+    shown = {r["id"] for r in result.json()}
+    newer = {r["id"] for r in everything if parse_time(r["created_at"]) >= cutoff + MINUTE}
+    older = {r["id"] for r in everything if parse_time(r["created_at"]) < cutoff - MINUTE}
+    assert newer <= shown and not shown & older
+    assert newer and older
+    sent = [r for r in cli.emu.requests() if r["path"] == "/v1/partitions"]
+    assert {r["query"]["from_date"] for r in sent} == {cutoff.date().isoformat()}
+
+
+def test_an_rfc3339_until_and_an_upper_case_order(cli: Cli) -> None:
+    cli.emu.seed(50)
+    everything = cli("partitions", "list", "--all", "-o", "json").json()
+    middle = everything[25]["created_at"]
+    result = cli("partitions", "list", "--all", "--until", middle, "--order", "ASC", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [r["id"] for r in result.json()] == [r["id"] for r in reversed(everything[25:])]
+
+
+def test_a_mistyped_status_suggests_the_closest(cli: Cli) -> None:
+    result = cli("partitions", "list", "--status", "complete")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        "error: invalid --status 'complete': choose from pending, queued, in_progress, "
+        "completed, failed, cancelled",
+        "hint: did you mean 'completed'?"]

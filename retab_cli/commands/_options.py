@@ -42,13 +42,12 @@ StatusOpt = Annotated[list[str] | None, typer.Option(
 FilenameOpt = Annotated[str | None, typer.Option(
     "--filename", metavar="PREFIX", help="Only files whose name starts with this (case-insensitive).",
     show_default=False)]
+_WHEN = ("YYYY-MM-DD (a UTC day), Nd (N days ago), Nh or Nm (hours or minutes ago), or an "
+         "RFC 3339 time (2026-11-01T09:30:00Z).")
 SinceOpt = Annotated[str | None, typer.Option(
-    "--since", metavar="DATE", help="Created on or after this UTC day: YYYY-MM-DD or Nd (N days ago).",
-    show_default=False)]
+    "--since", metavar="WHEN", help=f"Created at or after this: {_WHEN}", show_default=False)]
 UntilOpt = Annotated[str | None, typer.Option(
-    "--until", metavar="DATE", help="Created on or before this UTC day: YYYY-MM-DD or Nd.",
-    show_default=False)]
-
+    "--until", metavar="WHEN", help=f"Created at or before this: {_WHEN}", show_default=False)]
 
 def _complete_model(incomplete: str) -> list[str]:
     return [m for m in MODELS if m.startswith(incomplete)]
