@@ -71,10 +71,10 @@ def parse_bound(text: str, option: str, now: datetime | None = None) -> Bound:
             raise _bad_bound(text, option) from None
         return Bound(moment.date(), moment)
     if "t" in value or " " in value:
-        moment = parse_time(value)
-        if moment is None:
+        when = parse_time(value)
+        if when is None:
             raise _bad_bound(text, option)
-        return Bound(moment.date(), moment)
+        return Bound(when.date(), when)
     try:
         return Bound(parse_day(text, option, today=now.date()))
     except UsageError:
