@@ -81,14 +81,18 @@ def root(
     color: Annotated[str | None, typer.Option(
         metavar="WHEN", help="Colour: auto, always or never.")] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="Same as --color never.")] = False,
+    no_progress: Annotated[bool, typer.Option(
+        "--no-progress", help="No progress, change lines or live views on stderr; errors and "
+                              "warnings still print [env: RETAB_NO_PROGRESS=1].")] = False,
     version: Annotated[bool, typer.Option(
         "--version", help="Show the version and exit.", is_eager=True,
         callback=_show_version)] = False,
 ) -> None:
     from retab_cli.errors import UsageError
+    from retab_cli.parsing import choose
 
-    if color not in (None, "auto", "always", "never"):
-        raise UsageError(f"invalid --color {color!r}: choose auto, always or never")
+    if color is not None:
+        color = choose(color, ("auto", "always", "never"), "--color")
     rps: float | None = None
     if max_rps is not None:
         try:
@@ -102,6 +106,7 @@ def root(
         max_rps=rps,
         debug=debug,
         color="never" if no_color else color,
+        no_progress=no_progress,
     )
 
 

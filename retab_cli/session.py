@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from retab_cli import errors
 from retab_cli.errors import RetabError, UsageError
 from retab_cli.render import Renderer, isatty, parse_fields, resolve_mode
-from retab_cli.settings import GlobalOptions, Settings, color_choice, resolve
+from retab_cli.settings import GlobalOptions, Settings, color_choice, resolve, show_progress
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
@@ -32,7 +32,8 @@ class Env:
         self.opts = opts or GlobalOptions()
         self.creating = creating  # `auth login`: the profile named may not exist yet
         color = color_choice(self.opts.color, os.environ)
-        self.renderer = Renderer("json", color=color, quiet=quiet)
+        self.renderer = Renderer("json", color=color, quiet=quiet,
+                                 progress=show_progress(self.opts.no_progress, os.environ))
         self._settings: Settings | None = None
 
     def choose_output(self, output: str | None = None, json: bool = False,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ from typer.testing import CliRunner
 from retab_cli.app import app, hoist_globals
 from retab_cli.parsing import parse_time
 
-from cli_support import Cli, run_isolated
+from cli_support import SAMPLE_PDF, Cli, run_isolated
 
 
 @pytest.mark.parametrize("group", [[], ["partitions"], ["auth"]])
@@ -140,3 +144,60 @@ def test_a_mistyped_status_suggests_the_closest(cli: Cli) -> None:
         "error: invalid --status 'complete': choose from pending, queued, in_progress, "
         "completed, failed, cancelled",
         "hint: did you mean 'completed'?"]
+
+
+# ---- --no-progress ---------------------------------------------------------------------------
+
+
+def stderr_on_a_terminal(cli: Cli, *args: str, env: dict[str, str] | None = None
+                         ) -> tuple[int, str, str]:
+    """Run with stderr on a terminal (a pty), stdout a pipe; what each one got."""
+    master, slave = pty.openpty()
+    merged = {**os.environ, **{k: v for k, v in cli.env.items() if v}, **(env or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "retab_cli", *args], env=merged,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    screen: list[bytes] = []
+    reader = threading.Thread(target=_drain_pty, args=(master, screen))
+    reader.start()
+    out, _ = proc.communicate(timeout=60)
+    reader.join(timeout=10)
+    os.close(master)
+    return proc.returncode, out.decode(), b"".join(screen).decode(errors="replace")
+
+
+def _drain_pty(master: int, into: list[bytes]) -> None:
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the last writer closed the terminal
+            return
+        if not chunk:
+            return
+        into.append(chunk)
+
+
+@pytest.mark.parametrize("silenced", [[], ["--no-progress"], ["RETAB_NO_PROGRESS=1"]])
+def test_no_progress_silences_the_upload_bar_on_a_terminal(cli: Cli, tmp_path: Path,
+                                                           silenced: list[str]) -> None:
+    files = []
+    for name in ("a.pdf", "b.pdf"):
+        (tmp_path / name).write_bytes(SAMPLE_PDF.read_bytes())
+        files.append(str(tmp_path / name))
+    flags = [s for s in silenced if s.startswith("--")]
+    env = dict(s.split("=", 1) for s in silenced if "=" in s)
+    code, out, screen = stderr_on_a_terminal(
+        cli, *flags, "partitions", "create", *files, "--key", "k", "--background", "-o", "table",
+        env=env)
+    assert code == 0, screen
+    assert out.count("prtn_") == 2
+    assert ("uploading" in screen) is (not silenced), screen
+
+
+def test_no_progress_keeps_errors_and_warnings(cli: Cli) -> None:
+    result = cli.run("--no-progress", "--color", "NEVER", "--api-key", cli.emu.api_key,
+                     "partitions", "get", "prtn_missing")
+    assert (result.exit_code, result.stdout) == (6, "")
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("warning: --api-key on the command line is visible")
+    assert lines[1].startswith("error: prtn_missing: ")

@@ -144,10 +144,14 @@ class Renderer:
         color: str = "auto",
         explicit_json: bool = False,
         quiet: bool = False,
+        progress: bool = True,
         width: int | None = None,
         now: datetime | None = None,
     ) -> None:
         self.mode = mode
+        # Progress, change lines and live views on stderr (--no-progress turns them off;
+        # errors and warnings are not progress). Every display checks it with `quiet`.
+        self.progress = progress
         self.fields = list(fields) if fields else None
         self.color_choice = color
         self.explicit_json = explicit_json

@@ -720,7 +720,7 @@ def result_lines(r: Renderer, rows: Sequence[tuple[str, str, str]]) -> None:
 class UploadProgress:
     """A transient progress bar on stderr while `create` uploads several files.
 
-    Drawn only on a terminal and without -q; otherwise every call does nothing, so
+    Drawn only on a terminal, without -q or --no-progress; otherwise every call does nothing, so
     forced colour or a redirected stderr never gets a live display.
     """
 
@@ -728,7 +728,7 @@ class UploadProgress:
         self._total = total
         self._task: TaskID | None = None
         self._progress: Progress | None = None
-        if r.stderr_tty and not r.quiet:
+        if r.stderr_tty and r.progress and not r.quiet:
             console = make_console(r.stderr, color=r.stderr_color, width=r.width)
             self._progress = Progress(
                 TextColumn("uploading", markup=False),
