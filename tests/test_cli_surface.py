@@ -108,6 +108,7 @@ def test_help_of_the_commands_users_meet_first() -> None:
 
 
 MINUTE = timedelta(minutes=1)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_since_in_hours_filters_created_at_exactly(cli: Cli) -> None:
@@ -201,3 +202,18 @@ def test_no_progress_keeps_errors_and_warnings(cli: Cli) -> None:
     lines = result.stderr.splitlines()
     assert lines[0].startswith("warning: --api-key on the command line is visible")
     assert lines[1].startswith("error: prtn_missing: ")
+
+
+def test_output_modes_and_shells_in_any_letter_case(cli: Cli) -> None:
+    cli.emu.seed(2)
+    listed = cli("partitions", "list", "-o", "JSON")
+    assert listed.exit_code == 0 and len(listed.json()) == 2
+    typo = cli("partitions", "list", "-o", "tabel")
+    assert (typo.exit_code, typo.stdout) == (2, "")
+    assert typo.stderr.splitlines() == [
+        "error: invalid output mode 'tabel': choose from auto, table, json, jsonl, ids",
+        "hint: did you mean 'table'?"]
+    assert cli("completion", "Bash").stdout == (ROOT / "completions" / "retab.bash").read_text()
+    unknown = cli.run("completion", "tcsh")
+    assert (unknown.exit_code, unknown.stderr) == (
+        2, "error: invalid shell 'tcsh': choose from bash, zsh, fish\n")

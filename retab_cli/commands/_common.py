@@ -149,8 +149,10 @@ def _asks_json(args: Sequence[str]) -> bool:
     for i, arg in enumerate(args):
         if arg == "--":
             break
-        if arg == "--json" or arg in ("-ojson", "-ojsonl", "--output=json", "--output=jsonl"):
+        if arg == "--json" or arg.lower() in ("-ojson", "-ojsonl", "--output=json",
+                                              "--output=jsonl"):
             return True
-        if arg in ("-o", "--output") and i + 1 < len(args) and args[i + 1] in ("json", "jsonl"):
+        if arg in ("-o", "--output") and i + 1 < len(args) and args[i + 1].lower() in (
+                "json", "jsonl"):
             return True
     return False

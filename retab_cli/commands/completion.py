@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from retab_cli.errors import UsageError
-
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_RETAB_COMPLETE"
 
@@ -29,8 +27,7 @@ def completion(
     Install it, e.g. for bash:
       retab completion bash > ~/.local/share/bash-completion/completions/retab
     """
+    from retab_cli.parsing import choose
     from retab_cli.render import Renderer
 
-    if shell not in SHELLS:
-        raise UsageError(f"unknown shell {shell!r}: choose bash, zsh or fish")
-    Renderer().line(script(shell).rstrip("\n"))
+    Renderer().line(script(choose(shell, SHELLS, "shell")).rstrip("\n"))

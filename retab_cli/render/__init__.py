@@ -107,9 +107,9 @@ def resolve_mode(
                               ("ids", quiet)) if on]
     if len(set(chosen)) > 1:
         raise UsageError("conflicting output options: choose one of -o, --json and -q")
-    mode = chosen[0] if chosen else (default or "auto")
-    if mode not in MODES:
-        raise UsageError(f"invalid output mode {mode!r}: choose from {', '.join(MODES)}")
+    from retab_cli.parsing import choose
+
+    mode = choose(chosen[0] if chosen else (default or "auto"), MODES, "output mode")
     explicit_json = bool(chosen) and mode in ("json", "jsonl")
     if mode == "auto":
         mode = "table" if isatty(stdout) else "json"
