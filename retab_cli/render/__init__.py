@@ -109,7 +109,7 @@ def resolve_mode(
         raise UsageError("conflicting output options: choose one of -o, --json and -q")
     from retab_cli.parsing import choose
 
-    mode = choose(chosen[0] if chosen else (default or "auto"), MODES, "output mode")
+    mode = choose((chosen[0] if chosen else None) or default or "auto", MODES, "output mode")
     explicit_json = bool(chosen) and mode in ("json", "jsonl")
     if mode == "auto":
         mode = "table" if isatty(stdout) else "json"
