@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -217,3 +218,16 @@ def test_output_modes_and_shells_in_any_letter_case(cli: Cli) -> None:
     unknown = cli.run("completion", "tcsh")
     assert (unknown.exit_code, unknown.stderr) == (
         2, "error: invalid shell 'tcsh': choose from bash, zsh, fish\n")
+
+
+def test_an_unknown_model_is_warned_about_and_still_sent(cli: Cli) -> None:
+    result = cli("partitions", "create", str(SAMPLE_PDF), "--key", "k", "--model", "retab-huge",
+                 "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["body"]["model"] == "retab-huge"
+    assert result.stderr.splitlines()[0] == (
+        "warning: --model 'retab-huge' is not a tier this version knows (retab-micro, "
+        "retab-small, retab-large); sending it anyway")
+    known = cli("partitions", "create", str(SAMPLE_PDF), "--key", "k", "--model", "retab-small",
+                "--dry-run")
+    assert "warning" not in known.stderr

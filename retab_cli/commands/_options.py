@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -49,6 +50,10 @@ SinceOpt = Annotated[str | None, typer.Option(
 UntilOpt = Annotated[str | None, typer.Option(
     "--until", metavar="WHEN", help=f"Created at or before this: {_WHEN}", show_default=False)]
 
+def _ignore(_: str) -> None:
+    return None
+
+
 def _complete_model(incomplete: str) -> list[str]:
     return [m for m in MODELS if m.startswith(incomplete)]
 
@@ -74,9 +79,14 @@ class RunFlags:
     bust_cache: Annotated[bool, typer.Option(
         "--bust-cache", help="Skip the service's cache.")] = False
 
-    def options(self, *, background: bool) -> CreateOptions:
+    def options(self, *, background: bool, warn: Callable[[str], None] = _ignore) -> CreateOptions:
+        """The engine's options; `warn` hears of a model tier this version does not know
+        (it is sent anyway: new tiers appear before the tool knows them)."""
         from retab_cli.creating import CreateOptions
 
+        if self.model and self.model not in MODELS:
+            warn(f"warning: --model {self.model!r} is not a tier this version knows "
+                 f"({', '.join(MODELS)}); sending it anyway")
         return CreateOptions(key=self.key, instructions=self.instructions, model=self.model,
                              consensus=self.consensus, no_overlap=self.no_overlap,
                              bust_cache=self.bust_cache, background=background)

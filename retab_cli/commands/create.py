@@ -117,7 +117,7 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: Send
         raise errors.UsageError("--background and --wait cannot be used together")
     if send.timeout and send.background:
         raise errors.UsageError("--timeout applies to a synchronous create or --wait")
-    options = run.options(background=send.background or send.wait)
+    options = run.options(background=send.background or send.wait, warn=env.renderer.warn)
     deadline = parse_duration(send.timeout, "--timeout") if send.timeout else None
     source = DocumentSource(tuple(files), url, send.filename, send.mime_type)
     documents = source.load(sys.stdin.buffer, env.renderer.warn)
