@@ -231,3 +231,24 @@ def test_an_unknown_model_is_warned_about_and_still_sent(cli: Cli) -> None:
     known = cli("partitions", "create", str(SAMPLE_PDF), "--key", "k", "--model", "retab-small",
                 "--dry-run")
     assert "warning" not in known.stderr
+
+
+# ---- --fields naming what no object has ------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["json", "jsonl", "table"])
+def test_a_field_no_object_has_is_one_warning(cli: Cli, mode: str) -> None:
+    made = cli("partitions", "create", str(SAMPLE_PDF), "--key", "k", "-q").stdout.strip()
+    result = cli("partitions", "get", made, "--fields", "nope,id,file.nope,file.filename",
+                 "-o", mode)
+    assert result.exit_code == 0, result.stderr
+    seen = ", ".join(cli("partitions", "get", made, "--json").json())
+    assert result.stderr.splitlines() == [
+        f"warning: no object shown has nope, file.nope (--fields); top-level fields seen: {seen}"]
+    listed = cli("partitions", "list", "--fields", "id,status", "-o", mode)
+    assert "warning" not in listed.stderr
+
+
+def test_nothing_shown_no_fields_warning(cli: Cli) -> None:
+    result = cli("partitions", "list", "--fields", "nope")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "[]\n", "")

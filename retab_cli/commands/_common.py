@@ -99,6 +99,7 @@ def _invoke(fn: CommandFn, opts: GlobalOptions, chosen: dict[str, Any],
         code = fn(env, **kwargs)
     except RetabError as exc:
         return env.fail(exc)
+    env.renderer.warn_unseen_fields()
     return errors.OK if code is None else code
 
 

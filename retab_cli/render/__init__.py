@@ -49,13 +49,26 @@ def dumps(obj: Any, *, indent: int | None = None) -> str:
     return json.dumps(obj, ensure_ascii=True, allow_nan=False, indent=indent)
 
 
-def pick(obj: Any, path: str) -> Any:
-    """The value at a dotted path, or None."""
+_MISSING = object()
+
+
+def _at(obj: Any, path: str) -> Any:
     for part in path.split("."):
         if not isinstance(obj, Mapping) or part not in obj:
-            return None
+            return _MISSING
         obj = obj[part]
     return obj
+
+
+def pick(obj: Any, path: str) -> Any:
+    """The value at a dotted path, or None."""
+    value = _at(obj, path)
+    return None if value is _MISSING else value
+
+
+def has_path(obj: Any, path: str) -> bool:
+    """Whether the object holds the dotted path at all (a null value counts)."""
+    return _at(obj, path) is not _MISSING
 
 
 def narrow(obj: Any, fields: Sequence[str] | None) -> Any:
@@ -78,6 +91,31 @@ def narrow(obj: Any, fields: Sequence[str] | None) -> Any:
         else:
             target[parts[-1]] = value
     return result
+
+
+class FieldsSeen:
+    """Which --fields paths the objects shown had: a path none of them has is a typo
+    worth one warning (it would only print as null or an empty column)."""
+
+    def __init__(self) -> None:
+        self.objects = 0
+        self.top: dict[str, None] = {}  # top-level keys, in the order first seen
+        self.found: set[str] = set()
+
+    def add(self, obj: Any, fields: Sequence[str] | None) -> None:
+        if not fields or not isinstance(obj, Mapping):
+            return
+        self.objects += 1
+        self.top.update(dict.fromkeys(str(key) for key in obj))
+        self.found.update(path for path in fields if has_path(obj, path))
+
+    def warning(self, fields: Sequence[str] | None) -> str | None:
+        missing = [path for path in fields or () if path not in self.found]
+        if not self.objects or not missing:
+            return None
+        seen = ", ".join(sanitize(key, single_line=True) for key in self.top)
+        return (f"warning: no object shown has {', '.join(missing)} (--fields); "
+                f"top-level fields seen: {seen or 'none'}")
 
 
 def parse_fields(text: str | None) -> list[str] | None:
@@ -159,6 +197,7 @@ class Renderer:
         self.width = width
         self._now = now
         self._stream_count = 0
+        self._fields_seen = FieldsSeen()
 
     # Streams are looked up at each write: test runners swap sys.stdout.
     @property
@@ -207,6 +246,12 @@ class Renderer:
         self.stderr.write(sanitize(text) + "\n")
         self.stderr.flush()
 
+    def warn_unseen_fields(self) -> None:
+        """Once, after the output: the --fields paths that no object shown had."""
+        warning = self._fields_seen.warning(self.fields)
+        if warning:
+            self.warn(warning)
+
     def error(self, error: RetabError) -> None:
         """One line, the request id, a hint; and a JSON object when JSON was asked for."""
         subject = error.partition_id or error.file
@@ -230,8 +275,12 @@ class Renderer:
         self.stdout.write(text + "\n")
         self.stdout.flush()
 
+    def _narrow(self, obj: Any) -> Any:
+        self._fields_seen.add(obj, self.fields)
+        return narrow(obj, self.fields)
+
     def json(self, obj: Any) -> None:
-        self.stdout.write(dumps(narrow(obj, self.fields), indent=2) + "\n")
+        self.stdout.write(dumps(self._narrow(obj), indent=2) + "\n")
         self.stdout.flush()
 
     def json_result(self, objs: Sequence[Any], *, single: bool) -> None:
@@ -250,11 +299,11 @@ class Renderer:
             self.json_result(objs, single=single)
 
     def json_list(self, objs: Iterable[Any]) -> None:
-        self.stdout.write(dumps([narrow(o, self.fields) for o in objs], indent=2) + "\n")
+        self.stdout.write(dumps([self._narrow(o) for o in objs], indent=2) + "\n")
         self.stdout.flush()
 
     def jsonl(self, obj: Any) -> None:
-        self.stdout.write(dumps(narrow(obj, self.fields)) + "\n")
+        self.stdout.write(dumps(self._narrow(obj)) + "\n")
         self.stdout.flush()
 
     def partitions(self, raws: Sequence[dict[str, Any]], *, single: bool,
@@ -271,6 +320,8 @@ class Renderer:
         else:
             from retab_cli.render import tables
 
+            for raw in raws:
+                self._fields_seen.add(raw, self.fields)
             tables.partition_views(self, raws, with_output=with_output)
 
     # ---- streamed lists (constant memory) --------------------------------------
@@ -283,17 +334,19 @@ class Renderer:
             # The "[" waits for the first page, so a failed first request prints nothing.
             for raw in raws:
                 sep = "," if self._stream_count else "["
-                self.stdout.write(f"{sep}\n  " + dumps(narrow(raw, self.fields)))
+                self.stdout.write(f"{sep}\n  " + dumps(self._narrow(raw)))
                 self._stream_count += 1
         elif self.mode == "jsonl":
             for raw in raws:
-                self.stdout.write(dumps(narrow(raw, self.fields)) + "\n")
+                self.stdout.write(dumps(self._narrow(raw)) + "\n")
         elif self.mode == "ids":
             for raw in raws:
                 self.stdout.write(sanitize(raw.get("id", ""), single_line=True) + "\n")
         else:
             from retab_cli.render import tables
 
+            for raw in raws:
+                self._fields_seen.add(raw, self.fields)
             tables.list_rows(self, raws, first=self._stream_count == 0)
             self._stream_count += len(raws)
         self.stdout.flush()
