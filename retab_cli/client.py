@@ -11,7 +11,6 @@ import asyncio
 import json
 import platform
 import random
-import re
 import sys
 import time
 import urllib.parse
@@ -28,9 +27,9 @@ from retab_cli.errors import (
     OutcomeUnknownError,
     RateLimitedError,
     RetabError,
-    UsageError,
     for_status,
 )
+from retab_cli.parsing import validate_id as validate_id  # re-exported: callers import it here
 from retab_cli.urls import is_loopback
 
 # httpx imports its own command line (click, rich, pygments: ~50 ms) when click happens
@@ -49,7 +48,6 @@ MAX_RETRY_AFTER = 60.0
 MAX_BODY = 64 * 1024 * 1024
 MAX_IN_FLIGHT = 16
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 Log = Callable[[str], None]
 
@@ -61,17 +59,6 @@ def _ignore(_: str) -> None:
 USER_AGENT = (
     f"retab-cli/{__version__} (python {platform.python_version()}; {sys.platform})"
 )
-
-
-def validate_id(value: str) -> str:
-    """Refuse ids that could change the URL they are put in (DESIGN §5)."""
-    if not _ID.fullmatch(value):
-        shown = value if value.isprintable() and len(value) <= 80 else repr(value[:80])
-        raise UsageError(
-            f"invalid partition id {shown}: ids are 1-128 characters of A-Z a-z 0-9 _ -",
-            partition_id=None,
-        )
-    return value
 
 
 def mask_key(key: str) -> str:

@@ -1,4 +1,4 @@
-"""Parsing of user input and server times: durations, dates, RFC 3339 (no heavy imports)."""
+"""Parsing of user input and server values: ids, durations, dates, RFC 3339 (no heavy imports)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,21 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from retab_cli.errors import UsageError
 
+_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def validate_id(value: str) -> str:
+    """Refuse ids that could change the URL they are put in (DESIGN §5): `fullmatch`,
+    not `match` with `$` (which passes a trailing newline), and no `\\w` (Unicode)."""
+    if not _ID.fullmatch(value):
+        shown = value if value.isprintable() and len(value) <= 80 else repr(value[:80])
+        raise UsageError(
+            f"invalid partition id {shown}: ids are 1-128 characters of A-Z a-z 0-9 _ -",
+            partition_id=None,
+        )
+    return value
 
 
 def parse_duration(text: str, option: str = "duration") -> float:
