@@ -16,6 +16,7 @@ import typer
 from retab_cli import __version__, fastparse
 from retab_cli.commands import auth, completion, partitions
 from retab_cli.commands._help import Group
+from retab_cli.commands._options import choices, complete_profiles
 from retab_cli.emulator import cli as emulator_cli
 from retab_cli.errors import EXIT_CODE_TABLE
 from retab_cli.settings import GlobalOptions
@@ -67,7 +68,8 @@ def _show_version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     profile: Annotated[str | None, typer.Option(
-        metavar="NAME", help="Config profile to use [env: RETAB_PROFILE].")] = None,
+        metavar="NAME", help="Config profile to use [env: RETAB_PROFILE].",
+        autocompletion=complete_profiles)] = None,
     base_url: Annotated[str | None, typer.Option(
         metavar="URL", help="API base URL [env: RETAB_API_BASE_URL; default https://api.retab.com].")] = None,
     api_key: Annotated[str | None, typer.Option(
@@ -79,7 +81,8 @@ def root(
     debug: Annotated[bool, typer.Option(
         "--debug", help="Log each request and response to stderr (secrets masked).")] = False,
     color: Annotated[str | None, typer.Option(
-        metavar="WHEN", help="Colour: auto, always or never.")] = None,
+        metavar="WHEN", help="Colour: auto, always or never.",
+        autocompletion=choices(("auto", "always", "never")))] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="Same as --color never.")] = False,
     no_progress: Annotated[bool, typer.Option(
         "--no-progress", help="No progress, change lines or live views on stderr; errors and "
@@ -135,40 +138,44 @@ def hoist_globals(args: list[str], root: Any = None) -> list[str]:
     configures the emulator), even when the root has one of the same name. The value of a
     valued option travels with it; `--` ends the options.
     """
+    front, rest = split_globals(args, root)
+    return [args[i] for i in (*front, *rest)]
+
+
+def split_globals(args: list[str], root: Any = None) -> tuple[list[int], list[int]]:
+    """The positions of the words that move to the front (global options and their values)
+    and of the others, each in order (see `hoist_globals`)."""
     root = root if root is not None else typer.main.get_command(app)
     hoisted = _global_options(root)
-    front: list[str] = []
-    rest: list[str] = []
+    front: list[int] = []
+    rest: list[int] = []
     command, own = root, hoisted
     i = 0
     while i < len(args):
         arg = args[i]
         if arg == "--":
-            rest.extend(args[i:])
+            rest.extend(range(i, len(args)))
             break
         name = arg.split("=", 1)[0]
         target = rest if name in own or name not in hoisted else front
         valued = own.get(name, hoisted.get(name, False))
-        target.append(arg)
+        target.append(i)
         if valued and "=" not in arg and i + 1 < len(args):
-            target.append(args[i + 1])
+            target.append(i + 1)
             i += 1
         elif not arg.startswith("-") and arg in getattr(command, "commands", {}):
             command = command.commands[arg]
             own = _options(command)
         i += 1
-    return front + rest
+    return front, rest
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turn every failure into one line and an exit code."""
     from retab_cli.commands._common import run_app
 
-    if "_RETAB_COMPLETE" in os.environ:
-        # Shell completion only: register Typer's shell classes (skipped on normal runs).
-        from typer._completion_classes import completion_init
-
-        completion_init()
+    if completion.COMPLETE_VAR in os.environ:
+        completion.install()  # shell completion only: skipped on normal runs
     root = typer.main.get_command(app)
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv), root)
     code = run_app(root, args)

@@ -35,6 +35,7 @@ class Env:
         self.renderer = Renderer("json", color=color, quiet=quiet,
                                  progress=show_progress(self.opts.no_progress, os.environ))
         self._settings: Settings | None = None
+        self.renderer.error_listeners.append(self._forget_missing)
 
     def choose_output(self, output: str | None = None, json: bool = False,
                       quiet: bool = False, fields: str | None = None) -> None:
@@ -67,6 +68,13 @@ class Env:
         return open_client(self.settings, notice=self.renderer.notice,
                            base_url=base_url or self.base_url(), key=key,
                            max_attempts=max_attempts, request_timeout=request_timeout)
+
+    def _forget_missing(self, error: RetabError) -> None:
+        """A 404 for an id: shell completion stops offering it (a typo, or deleted)."""
+        if isinstance(error, errors.NotFoundError) and error.partition_id and self._settings:
+            from retab_cli.recent import forget
+
+            forget([error.partition_id], self._settings)
 
     def fail(self, error: RetabError) -> int:
         """Report an error; its exit code."""

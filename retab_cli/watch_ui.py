@@ -172,7 +172,7 @@ def _finish(env: Env, watcher: Watcher, options: WatchOptions, elapsed: float) -
     renderer.info(line)
     if options.ci_summary and watching.in_github_actions():
         _github(env, runs, line, any_end_ok=options.any_end_ok)
-    remember(run.id for run in runs)
+    remember((run.id for run in runs), env.settings)
 
 
 def _final_table(env: Env, finals: list[dict[str, Any]]) -> None:
@@ -253,9 +253,9 @@ def _save_ids(ids: list[str]) -> str:
     """Too many ids for one line: keep them in a private file the hint can feed back."""
     import tempfile
 
-    from retab_cli.recent import cache_path
+    from retab_cli.recent import cache_dir
 
-    folder = cache_path().parent
+    folder = cache_dir()
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="interrupted-", suffix=".txt", dir=folder)

@@ -2,20 +2,72 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from retab_cli.creating import MODELS
-from retab_cli.recent import complete_ids
+from retab_cli.render import MODES
+from retab_cli.statuses import KNOWN_STATUSES
 
 if TYPE_CHECKING:
     from retab_cli.creating import CreateOptions
+    from retab_cli.settings import Settings
+
+# ---- shell completion of values ------------------------------------------------------------
+
+
+def choices(values: Sequence[str]) -> Callable[[str], list[str]]:
+    """Completion of a fixed set of values (the shells match what was typed as it is)."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [v for v in values if v.startswith(incomplete)]
+
+    return complete
+
+
+def completion_settings(ctx: typer.Context) -> Settings | None:
+    """The settings a command would use: the environment, the config file and the global
+    options typed so far; None when they cannot be resolved (say, an unknown profile)."""
+    from retab_cli.errors import RetabError
+    from retab_cli.settings import GlobalOptions, resolve
+
+    given = ctx.find_root().params
+    opts = GlobalOptions(profile=given.get("profile"), base_url=given.get("base_url"),
+                         api_key=given.get("api_key"))
+    try:
+        return resolve(opts, os.environ)
+    except RetabError:
+        return None
+
+
+def complete_ids(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Recent ids of the profile and API in use."""
+    from retab_cli.recent import complete_ids as recent_ids
+
+    settings = completion_settings(ctx)
+    return recent_ids(settings, incomplete) if settings else []
+
+
+def complete_profiles(incomplete: str) -> list[str]:
+    """The profiles of the config file."""
+    from retab_cli.errors import RetabError
+    from retab_cli.settings import config_path, load_config, profile_names
+
+    try:
+        names = profile_names(load_config(config_path(os.environ), lambda _: None))
+    except RetabError:
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+# ---- declarations ----------------------------------------------------------------------------
 
 OutputOpt = Annotated[str | None, typer.Option(
-    "--output", "-o", metavar="MODE", show_default=False,
+    "--output", "-o", metavar="MODE", show_default=False, autocompletion=choices(MODES),
     help="Output: auto, table, json, jsonl or ids [env: RETAB_OUTPUT]. auto is a table on a "
          "terminal, JSON otherwise.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
@@ -39,7 +91,7 @@ DryRunOpt = Annotated[bool, typer.Option(
 StatusOpt = Annotated[list[str] | None, typer.Option(
     "--status", metavar="STATUS", help="Only runs with this status (repeatable): "
                      "pending, queued, in_progress, completed, failed, cancelled.",
-    show_default=False)]
+    show_default=False, autocompletion=choices(KNOWN_STATUSES))]
 FilenameOpt = Annotated[str | None, typer.Option(
     "--filename", metavar="PREFIX", help="Only files whose name starts with this (case-insensitive).",
     show_default=False)]
@@ -52,10 +104,6 @@ UntilOpt = Annotated[str | None, typer.Option(
 
 def _ignore(_: str) -> None:
     return None
-
-
-def _complete_model(incomplete: str) -> list[str]:
-    return [m for m in MODELS if m.startswith(incomplete)]
 
 
 @dataclass(frozen=True)
@@ -71,7 +119,7 @@ class RunFlags:
         show_default=False)] = None
     model: Annotated[str | None, typer.Option(
         metavar="TIER", help="Model tier: retab-micro, retab-small or retab-large (server default when "
-             "omitted).", autocompletion=_complete_model, show_default=False)] = None
+             "omitted).", autocompletion=choices(MODELS), show_default=False)] = None
     consensus: Annotated[int | None, typer.Option(
         metavar="N", help="Consensus votes, 1-8.", show_default=False)] = None
     no_overlap: Annotated[bool, typer.Option(

@@ -11,6 +11,7 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
+from retab_cli.commands._options import complete_profiles
 from retab_cli.errors import AuthError, RetabError, UsageError
 from retab_cli.settings import (
     check_key,
@@ -164,7 +165,7 @@ def _one_line(value: object) -> str:
 def switch(
     env: Env,
     name: Annotated[str, typer.Argument(metavar="NAME", help="The profile to make active.",
-                                        show_default=False)],
+                                        show_default=False, autocompletion=complete_profiles)],
 ) -> None:
     """Make a profile the active one (the default for every command without --profile)."""
     path = config_path(os.environ)

@@ -173,6 +173,6 @@ def _show_created(env: Env, values: list[dict[str, Any]], *, wait: bool, single:
         return
     from retab_cli.recent import remember
 
-    remember(str(f.get("id", "")) for f in values)
+    remember((f.get("id") for f in values), env.settings)
     if env.renderer.mode != "jsonl" and values:
         env.renderer.partitions(values, single=single)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def delete(env: Env, ids: IdsArg, dry_run: DryRunOpt = False, yes: YesOpt = False) -> int:
     """Delete partition runs for good (asks first on a terminal; --yes otherwise)."""
     from retab_cli.bulk import bulk, one_id, partial_on_broken_pipe, report_partial
+    from retab_cli.recent import forget
     from retab_cli.session import confirm_destructive, read_ids
 
     wanted = read_ids(ids)
@@ -35,8 +36,11 @@ def delete(env: Env, ids: IdsArg, dry_run: DryRunOpt = False, yes: YesOpt = Fals
                 already = bool(result.extra.get("already_deleted"))
                 return {"id": partition_id, "deleted": True, "already_deleted": already}
 
-            tally = await bulk(env.renderer, "deleted", wanted, remove,
-                               lambda row: _show(env, row), done)
+            try:
+                tally = await bulk(env.renderer, "deleted", wanted, remove,
+                                   lambda row: _show(env, row), done)
+            finally:  # completion stops offering what is gone
+                forget(done, env.settings)
         if env.renderer.mode == "json" and tally.values:
             env.renderer.json_result(tally.values, single=one_id(ids))
         return tally.code

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -198,6 +198,8 @@ class Renderer:
         self._now = now
         self._stream_count = 0
         self._fields_seen = FieldsSeen()
+        # Told of every error reported (the session forgets a recent id a 404 names).
+        self.error_listeners: list[Callable[[RetabError], None]] = []
 
     # Streams are looked up at each write: test runners swap sys.stdout.
     @property
@@ -254,6 +256,8 @@ class Renderer:
 
     def error(self, error: RetabError) -> None:
         """One line, the request id, a hint; and a JSON object when JSON was asked for."""
+        for listener in self.error_listeners:
+            listener(error)
         subject = error.partition_id or error.file
         message = error.message
         if subject and subject not in message:
