@@ -15,8 +15,8 @@ import typer
 
 from retab_cli import __version__, fastparse
 from retab_cli.commands import auth, completion, partitions
-from retab_cli.commands._help import Group
 from retab_cli.commands._options import choices, complete_profiles
+from retab_cli.commands._tree import Group, split_globals
 from retab_cli.emulator import cli as emulator_cli
 from retab_cli.errors import EXIT_CODE_TABLE
 from retab_cli.settings import GlobalOptions
@@ -60,7 +60,9 @@ def version_text() -> str:
 
 def _show_version(value: bool) -> None:
     if value:
-        sys.stdout.write(version_text() + "\n")
+        from retab_cli.render import Renderer
+
+        Renderer().line(version_text())
         raise typer.Exit(0)
 
 
@@ -113,61 +115,12 @@ def root(
     )
 
 
-def _options(command: Any) -> dict[str, bool]:
-    """Every option name a command declares, and whether it takes a value."""
-    table: dict[str, bool] = {}
-    for param in command.params:
-        if param.param_type_name == "option":
-            takes_value = not (getattr(param, "is_flag", False) or getattr(param, "count", False))
-            table.update(dict.fromkeys([*param.opts, *param.secondary_opts], takes_value))
-    return table
-
-
-def _global_options(root: Any) -> dict[str, bool]:
-    """The root's options that may be given anywhere (not --version: it acts at once)."""
-    eager = {name for param in root.params if param.is_eager
-             for name in (*param.opts, *param.secondary_opts)}
-    return {name: valued for name, valued in _options(root).items() if name not in eager}
-
-
 def hoist_globals(args: list[str], root: Any = None) -> list[str]:
-    """Move the root's options given after the subcommand to the front, so they work anywhere.
-
-    The command tree is followed as the words name its groups and commands: an option the
-    command in reach declares itself is its own and stays (`retab emulator --api-key K`
-    configures the emulator), even when the root has one of the same name. The value of a
-    valued option travels with it; `--` ends the options.
-    """
+    """The words with the global options given after the subcommand moved to the front, so
+    they work anywhere (see `commands._tree.split_globals`)."""
+    root = root if root is not None else typer.main.get_command(app)
     front, rest = split_globals(args, root)
     return [args[i] for i in (*front, *rest)]
-
-
-def split_globals(args: list[str], root: Any = None) -> tuple[list[int], list[int]]:
-    """The positions of the words that move to the front (global options and their values)
-    and of the others, each in order (see `hoist_globals`)."""
-    root = root if root is not None else typer.main.get_command(app)
-    hoisted = _global_options(root)
-    front: list[int] = []
-    rest: list[int] = []
-    command, own = root, hoisted
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            rest.extend(range(i, len(args)))
-            break
-        name = arg.split("=", 1)[0]
-        target = rest if name in own or name not in hoisted else front
-        valued = own.get(name, hoisted.get(name, False))
-        target.append(i)
-        if valued and "=" not in arg and i + 1 < len(args):
-            target.append(i + 1)
-            i += 1
-        elif not arg.startswith("-") and arg in getattr(command, "commands", {}):
-            command = command.commands[arg]
-            own = _options(command)
-        i += 1
-    return front, rest
 
 
 def main(argv: list[str] | None = None) -> None:

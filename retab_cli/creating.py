@@ -134,7 +134,27 @@ class DocumentSource:
         return [from_path(f, filename=name, mime_type=mime, warn=warn) for f in files]
 
 
-def check_idempotency_key(key: str | None, documents: int) -> None:
+@dataclass(frozen=True)
+class Plan:
+    """One invocation, checked: the shared options, the documents and their keys."""
+
+    options: CreateOptions
+    documents: list[Document]
+    keys: list[str]  # one Idempotency-Key per document, reused on every retry
+    deadline: float | None
+    wait: bool
+
+    @classmethod
+    def make(cls, options: CreateOptions, documents: list[Document], *,
+             idempotency_key: str | None, deadline: float | None, wait: bool) -> Plan:
+        import secrets
+
+        _check_idempotency_key(idempotency_key, len(documents))
+        keys = [idempotency_key or secrets.token_hex(16) for _ in documents]
+        return cls(options, documents, keys, deadline, wait)
+
+
+def _check_idempotency_key(key: str | None, documents: int) -> None:
     if key is None:
         return
     if documents != 1:

@@ -19,6 +19,7 @@ from retab_cli import errors
 from retab_cli.statuses import TERMINAL
 
 if TYPE_CHECKING:
+    from retab_cli.bulk import Tally
     from retab_cli.client import Client
     from retab_cli.session import Env
     from retab_cli.watch import Event, RunState, Watcher
@@ -28,7 +29,7 @@ LIST_IN_HINT = 20  # ids written out in the resume/cancel commands
 LIST_STATUSES = 50  # runs listed one per line after an interrupt
 
 
-@dataclass
+@dataclass(frozen=True)
 class WatchOptions:
     timeout: float | None = None
     interval: float | None = None
@@ -59,6 +60,23 @@ async def watch_until_terminal(env: Env, client: Client, finals: list[dict[str, 
         session.ids = ids
     return await watch_runs(env, client, ids, options, session=session,
                             initial={str(f["id"]): f for f in finals if "id" in f})
+
+
+async def watch_after(env: Env, client: Client, tally: Tally, timeout: float | None, *,
+                      single: bool, session: WatchSession, any_end_ok: bool = False) -> int:
+    """`create --wait` / `cancel --wait`: watch the runs a bulk step returned; the worse
+    of the watch's exit code and the step's own."""
+    code = await watch_until_terminal(env, client, tally.values, timeout, single=single,
+                                      any_end_ok=any_end_ok, session=session)
+    return errors.worst([code, *tally.codes])
+
+
+async def report_if_watching(env: Env, session: WatchSession, code: int) -> bool:
+    """On an interrupt: the watch's report if a watch had begun (and say whether)."""
+    if session.watcher is None:
+        return False
+    await report_interrupt(env, session, cancel=False, code=code)
+    return True
 
 
 async def watch_runs(env: Env, client: Client, ids: list[str], options: WatchOptions, *,

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from retab_cli.creating import MODELS
 from retab_cli.render import MODES
 from retab_cli.statuses import KNOWN_STATUSES
 
@@ -102,8 +101,22 @@ SinceOpt = Annotated[str | None, typer.Option(
 UntilOpt = Annotated[str | None, typer.Option(
     "--until", metavar="WHEN", help=f"Created at or before this: {_WHEN}", show_default=False)]
 
+
 def _ignore(_: str) -> None:
     return None
+
+
+def duration(text: str | None, flag: str) -> float | None:
+    """A duration option's value in seconds (None when not given)."""
+    from retab_cli.parsing import parse_duration
+
+    return parse_duration(text, flag) if text else None
+
+
+def _complete_model(incomplete: str) -> list[str]:
+    from retab_cli.creating import MODELS
+
+    return [m for m in MODELS if m.startswith(incomplete)]
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,7 @@ class RunFlags:
         show_default=False)] = None
     model: Annotated[str | None, typer.Option(
         metavar="TIER", help="Model tier: retab-micro, retab-small or retab-large (server default when "
-             "omitted).", autocompletion=choices(MODELS), show_default=False)] = None
+             "omitted).", autocompletion=_complete_model, show_default=False)] = None
     consensus: Annotated[int | None, typer.Option(
         metavar="N", help="Consensus votes, 1-8.", show_default=False)] = None
     no_overlap: Annotated[bool, typer.Option(
@@ -130,7 +143,7 @@ class RunFlags:
     def options(self, *, background: bool, warn: Callable[[str], None] = _ignore) -> CreateOptions:
         """The engine's options; `warn` hears of a model tier this version does not know
         (it is sent anyway: new tiers appear before the tool knows them)."""
-        from retab_cli.creating import CreateOptions
+        from retab_cli.creating import MODELS, CreateOptions
 
         if self.model and self.model not in MODELS:
             warn(f"warning: --model {self.model!r} is not a tier this version knows "

@@ -16,14 +16,18 @@ from retab_cli.commands._options import (
     StatusOpt,
     UntilOpt,
     YesOpt,
+    duration,
 )
 from retab_cli.errors import UsageError
 from retab_cli.statuses import ACTIVE_ORDER, TERMINAL
 
 if TYPE_CHECKING:
     from retab_cli.bulk import Tally
+    from retab_cli.client import Client
     from retab_cli.paging import ListQuery
     from retab_cli.session import Env
+
+VERB = "cancelled"
 
 
 @command()
@@ -47,48 +51,41 @@ def cancel(
 ) -> int:
     """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged)."""
     from retab_cli.bulk import one_id, partial_on_broken_pipe, report_partial
-    from retab_cli.paging import snapshot_ids
     from retab_cli.session import read_ids
-    from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
+    from retab_cli.watch_ui import WatchSession, report_if_watching, watch_after
 
-    query = _check(ids, all_matching, status, filename, since, until)
+    query = _query(ids, all_matching, status, filename, since, until)
     wanted = read_ids(ids or []) if query is None else []
-    wait_timeout = _timeout(timeout)
+    wait_timeout = duration(timeout, "--timeout")
     done: list[str] = []
     session = WatchSession()
 
     async def main() -> int:
         async with env.client() as client:
-            if query is not None:
-                wanted.extend(await snapshot_ids(client, query))
-                if not _confirm_matching(env, wanted, dry_run, yes):
-                    return errors.OK
-            elif dry_run:
-                _dry_run(env, wanted)
+            if not await _settle_ids(env, client, query, wanted, dry_run=dry_run, yes=yes):
                 return errors.OK
             single = one_id(ids)
             # With --wait the watch prints the final objects; printing here too would put
             # two JSON documents on stdout.
             tally = await _cancel_all(env, client, wanted, done, single=single, show=not wait)
             if wait and tally.values and not tally.stopped:
-                code = await watch_until_terminal(env, client, tally.values, wait_timeout,
-                                                  single=single, any_end_ok=True,
-                                                  session=session)
-                return errors.worst([code, *tally.codes])
+                return await watch_after(env, client, tally, wait_timeout, single=single,
+                                         any_end_ok=True, session=session)
         return tally.code
 
     async def on_interrupt(code: int) -> None:
-        if session.watcher is not None:
-            await report_interrupt(env, session, cancel=False, code=code)
-        else:
-            report_partial(env.renderer, "cancelled", done, wanted, interrupted=True)
+        if not await report_if_watching(env, session, code):
+            report_partial(env.renderer, VERB, done, wanted, interrupted=True)
 
     return env.run(main, on_interrupt=on_interrupt,
-                   on_broken_pipe=partial_on_broken_pipe(env.renderer, "cancelled", done, wanted))
+                   on_broken_pipe=partial_on_broken_pipe(env.renderer, VERB, done, wanted))
 
 
-def _check(ids: list[str] | None, all_matching: bool, status: list[str] | None,
+def _query(ids: list[str] | None, all_matching: bool, status: list[str] | None,
            filename: str | None, since: str | None, until: str | None) -> ListQuery | None:
+    """The --all-matching query, or None when ids are given."""
+    from retab_cli.paging import build_query
+
     filters = bool(status or filename or since or until)
     if not all_matching:
         if filters:
@@ -102,39 +99,33 @@ def _check(ids: list[str] | None, all_matching: bool, status: list[str] | None,
     if not filters:
         raise UsageError("--all-matching needs at least one filter (--status, --filename, "
                          "--since, --until)")
-    from retab_cli.paging import build_query
-
     return build_query(status or list(ACTIVE_ORDER), filename, since, until, limit=None)
 
 
-def _timeout(text: str | None) -> float | None:
-    from retab_cli.parsing import parse_duration
-
-    return parse_duration(text, "--timeout") if text else None
-
-
-def _confirm_matching(env: Env, wanted: list[str], dry_run: bool, yes: bool) -> bool:
-    if not wanted:
-        env.renderer.info("no partitions match; nothing to cancel")
-        return False
-    if dry_run:
-        _dry_run(env, wanted)
-        return False
+async def _settle_ids(env: Env, client: Client, query: ListQuery | None, wanted: list[str], *,
+                      dry_run: bool, yes: bool) -> bool:
+    """Snapshot the matching ids (once, before anything is cancelled) and confirm; or
+    show the dry run. False when there is nothing to send."""
+    from retab_cli.paging import snapshot_ids
     from retab_cli.session import confirm_destructive
 
-    env.renderer.info(f"{len(wanted)} partition(s) match")
-    confirm_destructive(env, f"Cancel {len(wanted)} partition(s)?", yes,
-                        declined="nothing cancelled")
+    if query is not None:
+        wanted.extend(await snapshot_ids(client, query))
+        if not wanted:
+            env.renderer.info("no partitions match; nothing to cancel")
+            return False
+    if dry_run:
+        env.renderer.dry_run([f"POST /v1/partitions/{i}/cancel" for i in wanted],
+                             f"cancel {len(wanted)} partition(s)")
+        return False
+    if query is not None:
+        env.renderer.info(f"{len(wanted)} partition(s) match")
+        confirm_destructive(env, f"Cancel {len(wanted)} partition(s)?", yes,
+                            declined="nothing cancelled")
     return True
 
 
-def _dry_run(env: Env, wanted: list[str]) -> None:
-    for partition_id in wanted:
-        env.renderer.line(f"POST /v1/partitions/{partition_id}/cancel")
-    env.renderer.info(f"dry run: would cancel {len(wanted)} partition(s); nothing sent")
-
-
-async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str], *,
+async def _cancel_all(env: Env, client: Client, wanted: list[str], done: list[str], *,
                       single: bool, show: bool) -> Tally:
     from retab_cli.bulk import bulk
 
@@ -142,7 +133,7 @@ async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str],
         data: dict[str, Any] = (await client.cancel(partition_id)).data
         return data
 
-    tally = await bulk(env.renderer, "cancelled", wanted, one,
+    tally = await bulk(env.renderer, VERB, wanted, one,
                        lambda raw: _show(env, raw) if show else None, done)
     if show and not tally.stopped and env.renderer.mode == "json" and tally.values:
         env.renderer.json_result(tally.values, single=single)
@@ -150,16 +141,8 @@ async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str],
 
 
 def _show(env: Env, raw: dict[str, Any]) -> None:
-    mode = env.renderer.mode
-    if mode == "jsonl":
-        env.renderer.jsonl(raw)
-    elif mode == "ids":
-        env.renderer.line(str(raw.get("id", "")))
-    elif mode == "table":
-        from retab_cli.render import tables
-
-        status = str(raw.get("status", ""))
-        note = "" if status == "cancelled" else "already ended; unchanged"
-        if status not in TERMINAL:
-            note = "cancel requested"
-        tables.result_lines(env.renderer, [(str(raw.get("id", "")), status, note)])
+    status = str(raw.get("status", ""))
+    note = "" if status == "cancelled" else "already ended; unchanged"
+    if status not in TERMINAL:
+        note = "cancel requested"
+    env.renderer.result_row(raw, str(raw.get("id", "")), status, note)

@@ -60,6 +60,7 @@ def script(shell: str) -> str:
         return _BASH
     if shell == "zsh":
         return _ZSH
+    # Typer has no public name for this (typer.completion only re-imports it).
     from typer._completion_shared import get_completion_script
 
     return get_completion_script(prog_name="retab", complete_var=COMPLETE_VAR, shell=shell)
@@ -119,23 +120,25 @@ def _shell_classes() -> list[Any]:
 class _Answers:
     """What every shell class here does differently from Typer's (mixed in before it)."""
 
+    cli: Any  # the root command (ShellComplete's)
+
     def get_completion_args(self) -> tuple[list[str], str]:
         args, incomplete = super().get_completion_args()  # type: ignore[misc]
-        return hoisted(args, incomplete), incomplete
+        return hoisted(self.cli, args, incomplete), incomplete
 
     def get_completions(self, args: list[str], incomplete: str) -> list[Any]:
         items = super().get_completions(args, incomplete)  # type: ignore[misc]
         return [item for item in items if item.value.isprintable()]
 
 
-def hoisted(args: list[str], incomplete: str) -> list[str]:
+def hoisted(root: Any, args: list[str], incomplete: str) -> list[str]:
     """The words before the one being completed, with global options moved to the front as
     a real run would; when that word is a global option's value, the root's words only
     (the subcommand does not matter to it)."""
-    from retab_cli.app import split_globals
+    from retab_cli.commands._tree import split_globals
 
     words = [*args, incomplete]
-    front, rest = split_globals(words)
+    front, rest = split_globals(words, root)
     last = len(args)
     kept = front if last in front else [*front, *rest]
     return [words[i] for i in kept if i != last]

@@ -11,13 +11,12 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._options import RunFlags
+from retab_cli.commands._options import RunFlags, duration
 
 if TYPE_CHECKING:
     from retab_cli.bulk import Outcome, Tally
     from retab_cli.client import Client
-    from retab_cli.creating import CreateOptions
-    from retab_cli.documents import Document
+    from retab_cli.creating import Plan
     from retab_cli.session import Env
 
 
@@ -44,17 +43,6 @@ class SendFlags:
         "--dry-run", help="Print the requests that would be sent; send nothing.")] = False
 
 
-@dataclass(frozen=True)
-class Plan:
-    """One invocation, checked: the shared options, the documents and their keys."""
-
-    options: CreateOptions
-    documents: list[Document]
-    keys: list[str]
-    deadline: float | None
-    wait: bool
-
-
 @command()
 def create(
     env: Env,
@@ -70,7 +58,7 @@ def create(
 ) -> int:
     """Partition documents along a key (one chunk per invoice, per contract, ...)."""
     from retab_cli.creating import DEFAULT_SYNC_TIMEOUT, dry_run_requests
-    from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
+    from retab_cli.watch_ui import WatchSession, report_if_watching, watch_after
 
     plan = _plan(env, files or [], url, run, send)
     if send.dry_run:
@@ -86,15 +74,12 @@ def create(
         async with env.client(request_timeout=sync_timeout) as client:
             created = await _create_all(env, client, plan, answered)
             if plan.wait and created.values:
-                code = await watch_until_terminal(env, client, created.values, plan.deadline,
-                                                  single=len(plan.documents) == 1,
-                                                  session=session)
-                return errors.worst([code, *created.codes])
+                return await watch_after(env, client, created, plan.deadline,
+                                         single=len(plan.documents) == 1, session=session)
         return created.code
 
     async def on_interrupt(code: int) -> None:
-        if session.watcher is not None:
-            await report_interrupt(env, session, cancel=False, code=code)
+        await report_if_watching(env, session, code)
         pending = [i for i in range(len(plan.documents)) if i not in answered]
         if pending:
             env.renderer.warn("interrupted before every create was answered; to retry safely "
@@ -107,10 +92,7 @@ def create(
 
 
 def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: SendFlags) -> Plan:
-    import secrets
-
-    from retab_cli.creating import DocumentSource, check_idempotency_key, require_key
-    from retab_cli.parsing import parse_duration
+    from retab_cli.creating import DocumentSource, Plan, require_key
 
     require_key(run.key)
     if send.background and send.wait:
@@ -118,12 +100,10 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: Send
     if send.timeout and send.background:
         raise errors.UsageError("--timeout applies to a synchronous create or --wait")
     options = run.options(background=send.background or send.wait, warn=env.renderer.warn)
-    deadline = parse_duration(send.timeout, "--timeout") if send.timeout else None
+    deadline = duration(send.timeout, "--timeout")
     source = DocumentSource(tuple(files), url, send.filename, send.mime_type)
-    documents = source.load(sys.stdin.buffer, env.renderer.warn)
-    check_idempotency_key(send.idempotency_key, len(documents))
-    keys = [send.idempotency_key or secrets.token_hex(16) for _ in documents]
-    return Plan(options, documents, keys, deadline, send.wait)
+    return Plan.make(options, source.load(sys.stdin.buffer, env.renderer.warn),
+                     idempotency_key=send.idempotency_key, deadline=deadline, wait=send.wait)
 
 
 async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) -> Tally:
@@ -131,6 +111,7 @@ async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) 
     showing to the watch)."""
     from retab_cli.bulk import Tally
     from retab_cli.creating import explain_failure, send_creates
+    from retab_cli.render.progress import upload_progress
 
     renderer, documents = env.renderer, plan.documents
     created = Tally(renderer.error)
@@ -148,20 +129,12 @@ async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) 
         if renderer.mode == "jsonl" and not plan.wait:
             renderer.jsonl(outcome.value)
 
-    progress = _progress(env, len(documents))
+    progress = upload_progress(renderer, len(documents))
     with progress or contextlib.nullcontext():
         await send_creates(client, plan.options, documents, plan.keys, emit, answered=answered,
                            advance=progress.advance if progress else None)
     _show_created(env, created.values, wait=plan.wait, single=len(documents) == 1)
     return created
-
-
-def _progress(env: Env, total: int) -> Any:
-    if total < 2 or env.renderer.mode != "table":
-        return None
-    from retab_cli.render.tables import UploadProgress
-
-    return UploadProgress(env.renderer, total=total)
 
 
 def _show_created(env: Env, values: list[dict[str, Any]], *, wait: bool, single: bool) -> None:

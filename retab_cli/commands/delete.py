@@ -11,6 +11,8 @@ from retab_cli.commands._options import DryRunOpt, IdsArg, YesOpt
 if TYPE_CHECKING:
     from retab_cli.session import Env
 
+VERB = "deleted"
+
 
 @command()
 def delete(env: Env, ids: IdsArg, dry_run: DryRunOpt = False, yes: YesOpt = False) -> int:
@@ -21,9 +23,8 @@ def delete(env: Env, ids: IdsArg, dry_run: DryRunOpt = False, yes: YesOpt = Fals
 
     wanted = read_ids(ids)
     if dry_run:
-        for partition_id in wanted:
-            env.renderer.line(f"DELETE /v1/partitions/{partition_id}")
-        env.renderer.info(f"dry run: would delete {len(wanted)} partition(s); nothing sent")
+        env.renderer.dry_run([f"DELETE /v1/partitions/{i}" for i in wanted],
+                             f"delete {len(wanted)} partition(s)")
         return errors.OK
     confirm_destructive(env, f"Delete {len(wanted)} partition(s) for good?", yes,
                         declined="nothing deleted")
@@ -37,7 +38,7 @@ def delete(env: Env, ids: IdsArg, dry_run: DryRunOpt = False, yes: YesOpt = Fals
                 return {"id": partition_id, "deleted": True, "already_deleted": already}
 
             try:
-                tally = await bulk(env.renderer, "deleted", wanted, remove,
+                tally = await bulk(env.renderer, VERB, wanted, remove,
                                    lambda row: _show(env, row), done)
             finally:  # completion stops offering what is gone
                 forget(done, env.settings)
@@ -46,20 +47,12 @@ def delete(env: Env, ids: IdsArg, dry_run: DryRunOpt = False, yes: YesOpt = Fals
         return tally.code
 
     async def on_interrupt(code: int) -> None:
-        report_partial(env.renderer, "deleted", done, wanted, interrupted=True)
+        report_partial(env.renderer, VERB, done, wanted, interrupted=True)
 
     return env.run(main, on_interrupt=on_interrupt,
-                   on_broken_pipe=partial_on_broken_pipe(env.renderer, "deleted", done, wanted))
+                   on_broken_pipe=partial_on_broken_pipe(env.renderer, VERB, done, wanted))
 
 
 def _show(env: Env, row: dict[str, Any]) -> None:
-    mode = env.renderer.mode
-    if mode == "jsonl":
-        env.renderer.jsonl(row)
-    elif mode == "ids":
-        env.renderer.line(row["id"])
-    elif mode == "table":
-        from retab_cli.render import tables
-
-        note = "already deleted" if row["already_deleted"] else ""
-        tables.result_lines(env.renderer, [(row["id"], "deleted", note)])
+    note = "already deleted" if row["already_deleted"] else ""
+    env.renderer.result_row(row, row["id"], "deleted", note)

@@ -1,14 +1,14 @@
 """The output layer: the only code that writes to the terminal (DESIGN §2, §8).
 
 stdout carries data only; everything else goes to stderr. This module stays free of
-rich at import time so the JSON path starts fast: tables live in `render.tables`,
+rich at import time so the JSON path starts fast: tables live in `render.detail` and
+`render.lists`,
 imported when a table is drawn.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,32 +17,11 @@ from typing import IO, Any
 
 from retab_cli.errors import RetabError, UsageError, hint_for
 
+# Re-exported: the render modules and the commands take them from here.
+from retab_cli.text import format_number as format_number
+from retab_cli.text import sanitize as sanitize
+
 MODES = ("auto", "table", "json", "jsonl", "ids")
-
-# C0 controls except tab/newline, DEL, C1, and the bidi embedding/override/isolate
-# characters that can make a terminal show text in another order than it is.
-_BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
-_UNSAFE = {*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), *_BIDI}
-_ESCAPES = {cp: f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" for cp in _UNSAFE}
-# On one line, any line break would let a server string forge a line of its own.
-_LINE_ESCAPES = {**_ESCAPES, 0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028",
-                 0x2029: "\\u2029"}
-
-
-def sanitize(text: object, *, single_line: bool = False) -> str:
-    """Make a server string safe to show: unsafe characters become visible escapes."""
-    value = text if isinstance(text, str) else str(text)
-    return value.translate(_LINE_ESCAPES if single_line else _ESCAPES)
-
-
-def format_number(value: float) -> str:
-    """A number without trailing zeros: 7.0 -> `7`, 1.40 -> `1.4`."""
-    if not math.isfinite(value):
-        return str(value)
-    if value == int(value):
-        return str(int(value))
-    return f"{value:.6f}".rstrip("0").rstrip(".")
-
 
 def dumps(obj: Any, *, indent: int | None = None) -> str:
     """JSON as the contract says: standard library, ASCII-only, no NaN."""
@@ -294,6 +273,24 @@ class Renderer:
         else:
             self.json_list(objs)
 
+    def result_row(self, obj: Any, ident: str, word: str, note: str) -> None:
+        """One result of a bulk command as it arrives: the object (jsonl), the id (ids), or
+        a table line; under -o json the command prints the array at the end."""
+        if self.mode == "jsonl":
+            self.jsonl(obj)
+        elif self.mode == "ids":
+            self.line(ident)
+        elif self.mode == "table":
+            from retab_cli.render.lists import result_lines
+
+            result_lines(self, [(ident, word, note)])
+
+    def dry_run(self, requests: Sequence[str], would: str) -> None:
+        """The requests a dry run did not send, one a line, then what it would have done."""
+        for request in requests:
+            self.line(request)
+        self.info(f"dry run: would {would}; nothing sent")
+
     def objects(self, objs: Sequence[Any], *, single: bool) -> None:
         """Objects as JSON lines under -o jsonl, else as JSON (see `json_result`)."""
         if self.mode == "jsonl":
@@ -322,11 +319,11 @@ class Renderer:
             for raw in raws:
                 self.line(sanitize(raw.get("id", ""), single_line=True))
         else:
-            from retab_cli.render import tables
+            from retab_cli.render.detail import partition_views
 
             for raw in raws:
                 self._fields_seen.add(raw, self.fields)
-            tables.partition_views(self, raws, with_output=with_output)
+            partition_views(self, raws, with_output=with_output)
 
     # ---- streamed lists (constant memory) --------------------------------------
 
@@ -347,11 +344,11 @@ class Renderer:
             for raw in raws:
                 self.stdout.write(sanitize(raw.get("id", ""), single_line=True) + "\n")
         else:
-            from retab_cli.render import tables
+            from retab_cli.render.lists import list_rows
 
             for raw in raws:
                 self._fields_seen.add(raw, self.fields)
-            tables.list_rows(self, raws, first=self._stream_count == 0)
+            list_rows(self, raws, first=self._stream_count == 0)
             self._stream_count += len(raws)
         self.stdout.flush()
 
@@ -360,9 +357,9 @@ class Renderer:
             self.stdout.write("\n]\n" if self._stream_count else "[]\n")
             self.stdout.flush()
         elif self.mode == "table":
-            from retab_cli.render import tables
+            from retab_cli.render.lists import list_summary
 
-            tables.list_summary(self, counts)
+            list_summary(self, counts)
 
     # ---- prompts ---------------------------------------------------------------
 

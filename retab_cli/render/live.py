@@ -15,7 +15,8 @@ from rich.text import Text
 
 from retab_cli.parsing import format_duration
 from retab_cli.render import Renderer, format_number, sanitize
-from retab_cli.render.tables import make_console, status_text
+from retab_cli.render.cells import status_text
+from retab_cli.render.console import make_console
 from retab_cli.render.watching import chunk_count, credits_of, filename_of
 from retab_cli.statuses import ACTIVE_ORDER
 
