@@ -7,6 +7,7 @@ file to the end dies with MemoryError here instead of taking the machine down.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -254,6 +255,13 @@ def test_status_without_a_key_says_not_set(tmp_path: Path) -> None:
         "api key    not set",
         f"config     {tmp_path / 'config' / 'config.toml'}",
         "key works  no: no API key configured"]
+    assert result.stderr.splitlines() == [
+        "error: no API key configured", "hint: run 'retab auth login', or set RETAB_API_KEY"]
+    as_json = retab(tmp_path, "auth", "status", "-o", "jsonl")
+    assert as_json.exit_code == 4
+    assert len(as_json.stdout.splitlines()) == 1
+    assert as_json.json()["problem"] == "no API key configured"
+    assert json.loads(as_json.stderr.splitlines()[-1])["error"]["exit_code"] == 4
 
 
 def test_login_with_an_empty_stdin_is_refused(tmp_path: Path) -> None:

@@ -100,23 +100,31 @@ def status(env: Env) -> int:
             "key_works": False,
             "problem": None,
         }
-        code = errors.OK
+        problem: RetabError | None = None
         try:
             async with env.client() as client:
                 await client.list({"limit": 1})
             info["key_works"] = True
         except RetabError as exc:
             info["problem"] = exc.message
-            code = exc.exit_code if isinstance(exc, AuthError | UsageError) else errors.AUTH
+            if not isinstance(exc, AuthError | UsageError):
+                exc.exit_code = errors.AUTH  # type: ignore[misc]  # the key was not shown to work
+            problem = exc
         _show_status(env, info, settings.describe_key())
-        return code
+        if problem is None:
+            return errors.OK
+        env.renderer.error(problem)  # as every command reports (a JSON line under --json)
+        return problem.exit_code
 
     return env.run(main)
 
 
 def _show_status(env: Env, info: dict[str, Any], key: str) -> None:
-    if env.renderer.mode in ("json", "jsonl"):
+    if env.renderer.mode == "json":
         env.renderer.json(info)
+        return
+    if env.renderer.mode == "jsonl":
+        env.renderer.jsonl(info)
         return
     rows = [
         ("profile", f"{info['profile']}  (from {info['profile_source']})"),
