@@ -742,13 +742,6 @@ KNOWN: tuple[Known, ...] = (
           "quote inside the client",
           Case(("partitions", "list", "--filename", "\udcff")),
           _escaped("UnicodeEncodeError", "urllib/parse.py")),
-    Known("surrogate-table", "new (issue 8 class, the sanitiser's surrogate finding at the "
-          "CLI): a run whose key holds a non-UTF-8 byte ('create --key $'\\xff' FILE -o "
-          "table', the server echoes it back) dies writing the table: UnicodeEncodeError on a "
-          "UTF-8 stdout (a real process with PYTHONIOENCODING=utf-8:strict, as on an "
-          "en_US.UTF-8 or macOS terminal)",
-          Case(("partitions", "create", "--key", "\udcff", "{pdf}", "-o", "table")),
-          _escaped("UnicodeEncodeError", "rich/console.py")),
     Known("run-outcome-json-error", "issue 9: the JSON error objects the README promises for "
           "run outcomes never appear: 'watch prtn_missing -o jsonl' exits 6 (a failed run 3, "
           "--timeout 8) with no {\"error\": ...} line on stderr",

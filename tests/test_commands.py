@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cli_support import SAMPLE_PDF, Cli
+from emulator_support import logged_data_url
 
 KEY_PHRASE = "invoice number"
 
@@ -50,8 +51,7 @@ def test_create_sync_returns_the_chunks_and_sends_the_contract_body(cli: Cli) ->
     body = sent["body"]
     assert set(body) == {"document", "key", "instructions", "background"}
     assert body["document"]["filename"] == "invoices.pdf"
-    assert body["document"]["url"].startswith("data:application/pdf;base64,")
-    assert base64.b64decode(body["document"]["url"].split(",", 1)[1]) == SAMPLE_PDF.read_bytes()
+    assert body["document"]["url"] == logged_data_url(SAMPLE_PDF.read_bytes(), "application/pdf")
     assert body["key"] == KEY_PHRASE
     assert KEY_PHRASE in body["instructions"]
     assert body["background"] is False
@@ -113,7 +113,8 @@ def test_create_data_url_passes_through(cli: Cli) -> None:
     result = cli("partitions", "create", "--url", url, "--filename", "d.txt", "--key",
                  KEY_PHRASE, "--json")
     assert result.exit_code == 0, result.stderr
-    assert v1_requests(cli)[0]["body"]["document"] == {"filename": "d.txt", "url": url}
+    logged = logged_data_url(b"Invoice number: D-4", "text/plain")
+    assert v1_requests(cli)[0]["body"]["document"] == {"filename": "d.txt", "url": logged}
 
 
 @pytest.mark.parametrize(("content", "name", "message"), [

@@ -1,4 +1,4 @@
-"""User input and server times: durations, days, RFC 3339 timestamps, elapsed times."""
+"""User input and server values: ids, durations, days, RFC 3339 timestamps, elapsed times."""
 
 from __future__ import annotations
 
@@ -15,9 +15,42 @@ from retab_cli.parsing import (
     parse_day,
     parse_duration,
     parse_time,
+    validate_id,
     window_end,
     window_start,
 )
+
+# ---- validate_id ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", "a.b", "a b", "a%2F", "ü", "x" * 129,
+                                 "prtn_1\n", "a\x00"])
+def test_invalid_ids_are_refused(bad: str) -> None:
+    with pytest.raises(UsageError) as info:
+        validate_id(bad)
+    assert info.value.message.endswith(": ids are 1-128 characters of A-Z a-z 0-9 _ -")
+    assert info.value.partition_id is None
+
+
+def test_an_invalid_id_is_shown_readably() -> None:
+    with pytest.raises(UsageError) as info:
+        validate_id("a b")
+    assert info.value.message.startswith("invalid partition id a b: ")
+    with pytest.raises(UsageError) as info:
+        validate_id("a\nb")
+    assert info.value.message.startswith("invalid partition id 'a\\nb': ")
+    with pytest.raises(UsageError) as info:
+        validate_id("y" * 81 + "/")
+    assert info.value.message.startswith(f"invalid partition id {'y' * 80!r}: ")
+    with pytest.raises(UsageError) as info:
+        validate_id("z" * 79 + "/")
+    assert info.value.message.startswith(f"invalid partition id {'z' * 79}/: ")
+
+
+@pytest.mark.parametrize("good", ["prtn_01G34H8J2K", "x", "A-b_9", "x" * 128])
+def test_valid_ids(good: str) -> None:
+    assert validate_id(good) == good
+
 
 # ---- parse_duration ----------------------------------------------------------------
 
