@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +105,30 @@ def run_isolated(home: Path, *args: str, env: dict[str, str] | None = None, stdi
     done = subprocess.run([sys.executable, "-m", "retab_cli", *args], env=clean, input=stdin,
                           capture_output=True, timeout=timeout, preexec_fn=preexec_fn)
     return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+@contextmanager
+def http_stub(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A loopback HTTP server answering with `handler` while the block runs; its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: bytes,
+              headers: dict[str, str] | None = None) -> None:
+    """Answer a stub request with a JSON body."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

@@ -10,10 +10,9 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from retab_cli import recent
 from retab_cli.commands.completion import SHELLS, script
 from retab_cli.settings import GlobalOptions, Settings, resolve
 
-from cli_support import SAMPLE_PDF, Cli
+from cli_support import SAMPLE_PDF, Cli, http_stub, send_json
 from emulator_support import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,12 +225,7 @@ HOSTILE_PAGE = {"data": [{"id": HOSTILE_ID, "status": "completed"},
 
 class _HostileList(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = json.dumps(HOSTILE_PAGE).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, 200, json.dumps(HOSTILE_PAGE).encode())
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -239,15 +233,8 @@ class _HostileList(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostileList)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with http_stub(_HostileList) as url:
+        yield url
 
 
 def test_a_hostile_list_is_shown_but_only_valid_ids_are_offered(cli: Cli,
