@@ -105,7 +105,7 @@ async def watch_runs(env: Env, client: Client, ids: list[str], options: WatchOpt
 
 
 def _open_view(env: Env, watcher: Watcher) -> Any:
-    if not env.renderer.stderr_tty or env.renderer.quiet:
+    if not env.renderer.stderr_tty or env.renderer.quiet or not env.renderer.progress:
         return None
     from retab_cli.render.live import LiveView
 
@@ -139,8 +139,9 @@ class _Display:
         if event.kind == "status":
             self.failing.pop(run.id, None)
             if self.view is None:
-                renderer.info(watching.change_line(event.wall, run.id, event.old, event.new,
-                                                   event.data or run.raw, event.at - run.started))
+                renderer.progress_line(watching.change_line(
+                    event.wall, run.id, event.old, event.new, event.data or run.raw,
+                    event.at - run.started))
         elif event.kind == "retry":
             message = event.error.message if event.error else "unknown error"
             if self.view is None and self.failing.get(run.id) != message:
@@ -182,15 +183,65 @@ def _finish(env: Env, watcher: Watcher, options: WatchOptions, elapsed: float) -
     elif renderer.mode == "ids":
         for run in runs:
             renderer.line(run.id)
+    elif renderer.mode == "csv" and finals:
+        renderer.partitions(finals, single=options.single)
     elif renderer.mode == "table" and finals:
         _final_table(env, finals)
     statuses = [_shown_status(run) for run in runs]
     credits = sum(watching.credits_of(run.raw) or 0.0 for run in runs)
     line = watching.summary_line(statuses, credits, elapsed)
     renderer.info(line)
+    outcome_errors(env, runs, any_end_ok=options.any_end_ok)
     if options.ci_summary and watching.in_github_actions():
         _github(env, runs, line, any_end_ok=options.any_end_ok)
     remember((run.id for run in runs), env.settings)
+
+
+_OUTCOME_ERRORS: dict[str, tuple[type[errors.RetabError], str]] = {
+    "failed": (errors.RunFailedError, "run failed"),
+    "cancelled": (errors.RunCancelledError, "run cancelled"),
+    "timeout": (errors.TimeoutExpiredError, "still running at --timeout"),
+    "still_running": (errors.TimeoutExpiredError, "still running"),
+    "not_found": (errors.NotFoundError, "not found (404)"),
+}
+
+
+def outcome_error(partition_id: str, outcome: str | None,
+                  raw: dict[str, Any] | None) -> errors.RetabError | None:
+    """The JSON error object's exception for a run that did not complete, or None: the
+    one mapping watch, create and get --exit-status share (docs/design.md §12)."""
+    from retab_cli.render import pick, watching
+
+    known = _OUTCOME_ERRORS.get(outcome or "")
+    if known is None:
+        return None
+    cls, message = known
+    detail = pick(raw, "error.message") if raw else None
+    if isinstance(detail, str) and detail:
+        message = f"{message}: {detail}"
+    return cls(message, partition_id=partition_id, file=watching.filename_of(raw) or None,
+               status=404 if outcome == "not_found" else None)
+
+
+def outcome_errors(env: Env, runs: list[RunState], *, any_end_ok: bool = False) -> None:
+    """Under explicit -o json|jsonl, one error object per run that did not complete."""
+    for run in runs:
+        if any_end_ok and run.outcome in TERMINAL:
+            continue  # cancel --wait: any end is what was asked for
+        error = outcome_error(run.id, run.outcome, run.raw)
+        if error is not None:
+            env.renderer.error_object(error)
+
+
+def status_error(env: Env, raw: dict[str, Any]) -> None:
+    """One run object's status as a JSON error object when it did not complete (get
+    --exit-status, a synchronous create)."""
+    status = raw.get("status")
+    outcome = None if status == "completed" else (
+        status if status in ("failed", "cancelled") else "still_running")
+    error = outcome_error(str(raw.get("id", "")), outcome, raw)
+    if error is not None:
+        env.renderer.error_object(error)
 
 
 def _final_table(env: Env, finals: list[dict[str, Any]]) -> None:

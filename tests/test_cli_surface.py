@@ -252,3 +252,18 @@ def test_a_field_no_object_has_is_one_warning(cli: Cli, mode: str) -> None:
 def test_nothing_shown_no_fields_warning(cli: Cli) -> None:
     result = cli("partitions", "list", "--fields", "nope")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "[]\n", "")
+
+
+@pytest.mark.parametrize("silenced", [[], ["--no-progress"], ["RETAB_NO_PROGRESS=1"]])
+def test_no_progress_silences_watch_change_lines_in_json_lines(cli: Cli,
+                                                               silenced: list[str]) -> None:
+    made = cli("partitions", "create", str(SAMPLE_PDF), "--key", "k", "--background",
+               "-q").stdout.strip()
+    flags = [s for s in silenced if s.startswith("--")]
+    env = dict(s.split("=", 1) for s in silenced if "=" in s)
+    result = cli(*flags, "partitions", "watch", made, "-o", "jsonl", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert result.jsonl()[-1]["status"] == "completed"
+    changes = [line for line in result.stderr.splitlines() if f"{made} " in line and "(" in line]
+    assert bool(changes) is (not silenced), result.stderr
+    assert "completed" in result.stderr.splitlines()[-1]  # the summary still prints

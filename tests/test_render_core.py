@@ -270,7 +270,7 @@ def test_unknown_output_mode(output: str | None, default: str | None) -> None:
         resolve_mode(output, False, False, default, io.StringIO())
     bad = output or default
     assert caught.value.message == (
-        f"invalid output mode {bad!r}: choose from auto, table, json, jsonl, ids")
+        f"invalid output mode {bad!r}: choose from auto, table, json, jsonl, ids, csv")
 
 
 def test_use_color(tty: IO[str]) -> None:

@@ -67,8 +67,8 @@ def complete_profiles(incomplete: str) -> list[str]:
 
 OutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", metavar="MODE", show_default=False, autocompletion=choices(MODES),
-    help="Output: auto, table, json, jsonl or ids [env: RETAB_OUTPUT]. auto is a table on a "
-         "terminal, JSON otherwise.")]
+    help="Output: auto, table, json, jsonl, ids or csv (list, get, watch) [env: RETAB_OUTPUT]. "
+         "auto is a table on a terminal, JSON otherwise.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Same as -o json.")]
 QuietOpt = Annotated[bool, typer.Option(
     "--quiet", "-q", help="Print ids only (-o ids) and no progress.")]

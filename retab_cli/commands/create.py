@@ -111,7 +111,8 @@ async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) 
     showing to the watch)."""
     from retab_cli.bulk import Tally
     from retab_cli.creating import explain_failure, send_creates
-    from retab_cli.render.progress import upload_progress
+    from retab_cli.render.progress import create_spinner
+    from retab_cli.watch_ui import status_error
 
     renderer, documents = env.renderer, plan.documents
     created = Tally(renderer.error)
@@ -126,10 +127,12 @@ async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) 
         created.values.append(outcome.value)
         if not plan.options.background:
             created.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
+            status_error(env, outcome.value)
         if renderer.mode == "jsonl" and not plan.wait:
             renderer.jsonl(outcome.value)
 
-    progress = upload_progress(renderer, len(documents))
+    progress = create_spinner(renderer, synchronous=not plan.options.background,
+                              total=len(documents))
     with progress or contextlib.nullcontext():
         await send_creates(client, plan.options, documents, plan.keys, emit, answered=answered,
                            advance=progress.advance if progress else None)

@@ -70,6 +70,7 @@ async def _check_once(env: Env, client: Client, wanted: list[str], include_outpu
     status-to-exit-code rule is the one `watch` uses."""
     from retab_cli.bulk import Tally
     from retab_cli.watch import check_once
+    from retab_cli.watch_ui import status_error
 
     recorded = _Recorded(client)
     try:
@@ -87,6 +88,8 @@ async def _check_once(env: Env, client: Client, wanted: list[str], include_outpu
             if env.renderer.mode == "jsonl":
                 env.renderer.jsonl(run.raw)
         tally.codes.append(run.exit_code)
+        if run.raw is not None:
+            status_error(env, run.raw)
     return tally
 
 

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from retab_cli.errors import RetabError, UsageError, hint_for
 
@@ -21,7 +21,11 @@ from retab_cli.errors import RetabError, UsageError, hint_for
 from retab_cli.text import format_number as format_number
 from retab_cli.text import sanitize as sanitize
 
-MODES = ("auto", "table", "json", "jsonl", "ids")
+if TYPE_CHECKING:
+    from retab_cli.render.csv_rows import CsvWriter
+
+MODES = ("auto", "table", "json", "jsonl", "ids", "csv")
+
 
 def dumps(obj: Any, *, indent: int | None = None) -> str:
     """JSON as the contract says: standard library, ASCII-only, no NaN."""
@@ -179,6 +183,7 @@ class Renderer:
         self._fields_seen = FieldsSeen()
         # Told of every error reported (the session forgets a recent id a 404 names).
         self.error_listeners: list[Callable[[RetabError], None]] = []
+        self._csv_writer: CsvWriter | None = None
 
     # Streams are looked up at each write: test runners swap sys.stdout.
     @property
@@ -212,9 +217,15 @@ class Renderer:
     # ---- stderr --------------------------------------------------------------
 
     def info(self, text: str) -> None:
-        """Progress and hints: silenced by -q."""
+        """Hints and summaries: silenced by -q."""
         if not self.quiet:
             self._err(text)
+
+    def progress_line(self, text: str) -> None:
+        """A step of work in progress (a watch's status change): silenced by -q and by
+        --no-progress."""
+        if self.progress:
+            self.info(text)
 
     def warn(self, text: str) -> None:
         self._err(text)
@@ -248,6 +259,11 @@ class Renderer:
         hint = hint_for(error)
         if hint:
             self._err(f"hint: {hint}")
+        self.error_object(error)
+
+    def error_object(self, error: RetabError) -> None:
+        """Only the JSON error object, when JSON was asked for explicitly: run outcomes
+        have their own text lines already (docs/design.md §2, §12)."""
         if self.explicit_json:
             self.stderr.write(dumps(error.to_json()) + "\n")
             self.stderr.flush()
@@ -318,6 +334,8 @@ class Renderer:
         elif self.mode == "ids":
             for raw in raws:
                 self.line(sanitize(raw.get("id", ""), single_line=True))
+        elif self.mode == "csv":
+            self._csv().write(raws)
         else:
             from retab_cli.render.detail import partition_views
 
@@ -329,6 +347,15 @@ class Renderer:
 
     def begin_list(self) -> None:
         self._stream_count = 0
+        self._csv_writer = None
+
+    def _csv(self) -> CsvWriter:
+        """The one CSV writer of this output (its header written once)."""
+        from retab_cli.render.csv_rows import CsvWriter
+
+        if self._csv_writer is None:
+            self._csv_writer = CsvWriter(self.stdout, self.fields)
+        return self._csv_writer
 
     def list_items(self, raws: Sequence[dict[str, Any]]) -> None:
         if self.mode == "json":
@@ -343,6 +370,8 @@ class Renderer:
         elif self.mode == "ids":
             for raw in raws:
                 self.stdout.write(sanitize(raw.get("id", ""), single_line=True) + "\n")
+        elif self.mode == "csv":
+            self._csv().write(raws)
         else:
             from retab_cli.render.lists import list_rows
 
@@ -356,6 +385,8 @@ class Renderer:
         if self.mode == "json":
             self.stdout.write("\n]\n" if self._stream_count else "[]\n")
             self.stdout.flush()
+        elif self.mode == "csv":
+            self._csv().write([])  # the header, even for no rows
         elif self.mode == "table":
             from retab_cli.render.lists import list_summary
 

@@ -8,6 +8,8 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    SpinnerColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -24,18 +26,18 @@ class UploadProgress:
     forced colour or a redirected stderr never gets a live display.
     """
 
+    COLUMNS: tuple[ProgressColumn, ...] = ()
+
     def __init__(self, r: Renderer, *, total: int) -> None:
         self._total = total
         self._task: TaskID | None = None
         self._progress: Progress | None = None
-        if r.stderr_tty and r.progress and not r.quiet:
+        if r.stderr_tty and not r.quiet and r.progress:
             console = make_console(r.stderr, color=r.stderr_color, width=r.width)
             self._progress = Progress(
-                TextColumn("uploading", markup=False),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[name]}", markup=False),
+                *(self.COLUMNS or (TextColumn("uploading", markup=False), BarColumn(),
+                                   MofNCompleteColumn(), TimeElapsedColumn(),
+                                   TextColumn("{task.fields[name]}", markup=False))),
                 console=console,
                 transient=True,
                 # stdout carries data: the progress display must not capture it.
@@ -69,3 +71,19 @@ def upload_progress(r: Renderer, total: int) -> UploadProgress | None:
     if total < 2 or r.mode != "table":
         return None
     return UploadProgress(r, total=total)
+
+
+class CreateSpinner(UploadProgress):
+    """A synchronous create on a terminal: a spinner and the time waited, on stderr."""
+
+    COLUMNS = (SpinnerColumn(), TextColumn("waiting for the run", markup=False),
+               TimeElapsedColumn())
+
+
+def create_spinner(r: Renderer, *, synchronous: bool, total: int) -> UploadProgress | None:
+    """The upload bar for several files; for one synchronous create, a spinner."""
+    if r.mode != "table":
+        return None
+    if total >= 2:
+        return UploadProgress(r, total=total)
+    return CreateSpinner(r, total=1) if synchronous else None
