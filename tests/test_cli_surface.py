@@ -212,7 +212,7 @@ def test_output_modes_and_shells_in_any_letter_case(cli: Cli) -> None:
     typo = cli("partitions", "list", "-o", "tabel")
     assert (typo.exit_code, typo.stdout) == (2, "")
     assert typo.stderr.splitlines() == [
-        "error: invalid output mode 'tabel': choose from auto, table, json, jsonl, ids",
+        "error: invalid output mode 'tabel': choose from auto, table, json, jsonl, ids, csv",
         "hint: did you mean 'table'?"]
     assert cli("completion", "Bash").stdout == (ROOT / "completions" / "retab.bash").read_text()
     unknown = cli.run("completion", "tcsh")
