@@ -731,23 +731,12 @@ def _bad_stdout(command: tuple[str, ...], problem: str, flag: str = ""
 
 
 KNOWN: tuple[Known, ...] = (
-    Known("binary-stdin-ids", "new (issue 8 class): '-' reading ids from a non-UTF-8 stdin "
-          "('retab partitions get - < invoices.pdf', also cancel/delete/watch) dies with "
-          "UnicodeDecodeError in _stdin_ids instead of refusing the input (exit 2)",
-          Case(("partitions", "get", "-"), "{pdf_bytes}"),
-          _escaped("UnicodeDecodeError", "_stdin_ids")),
     Known("surrogate-query", "new (issue 8 class): a non-UTF-8 byte in an argument (argv "
           "holds it as a surrogate) tracebacks when it goes into a query string: "
           "'retab partitions list --filename $'\\xff'' raises UnicodeEncodeError in urllib's "
           "quote inside the client",
           Case(("partitions", "list", "--filename", "\udcff")),
           _escaped("UnicodeEncodeError", "urllib/parse.py")),
-    Known("run-outcome-json-error", "issue 9: the JSON error objects the README promises for "
-          "run outcomes never appear: 'watch prtn_missing -o jsonl' exits 6 (a failed run 3, "
-          "--timeout 8) with no {\"error\": ...} line on stderr",
-          Case(("partitions", "watch", "prtn_missing", "-o", "jsonl")),
-          lambda case, outcome, found: outcome.exit_code in (3, 5, 6, 8) and any(
-              p.startswith("no JSON error object") for p in found)),
     Known("cancel-dry-run-json", "new (output contract): 'cancel --dry-run --json ID' (or -o jsonl) "
           "prints 'POST /v1/partitions/ID/cancel' as text on stdout in JSON mode (create "
           "--dry-run prints the request as JSON)",
