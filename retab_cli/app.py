@@ -126,7 +126,9 @@ def hoist_globals(args: list[str], root: Any = None) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turn every failure into one line and an exit code."""
     from retab_cli.commands._common import run_app
+    from retab_cli.render.streams import flush_quietly, stand_in_closed_streams
 
+    stand_in_closed_streams()  # `>&-` / `2>&-`: see render/streams.py
     if completion.COMPLETE_VAR in os.environ:
         completion.install()  # shell completion only: skipped on normal runs
     root = typer.main.get_command(app)
@@ -136,6 +138,6 @@ def main(argv: list[str] | None = None) -> None:
         # Interrupted: leave at once, even if a thread (a DNS lookup) is still blocked.
         for stream in (sys.stdout, sys.stderr):
             if not stream.closed:
-                stream.flush()
+                flush_quietly(stream)
         os._exit(code)
     sys.exit(code)

@@ -70,6 +70,24 @@ def mask_key(key: str) -> str:
     return f"{key[:3]}...{key[-4:]}" if len(key) >= 12 else "****"
 
 
+def mask_copies(text: str, key: str) -> str:
+    """`text` with every copy of `key` masked; copies that overlap (a server repeating the
+    key with shared characters) are masked as one, so no copy survives around a mask."""
+    spans: list[list[int]] = []  # [start, end) of the copies, overlapping ones merged
+    start = text.find(key)
+    while start != -1:
+        if spans and start < spans[-1][1]:
+            spans[-1][1] = start + len(key)
+        else:
+            spans.append([start, start + len(key)])
+        start = text.find(key, start + 1)
+    shown, last = [], 0
+    for begin, end in spans:
+        shown += [text[last:begin], mask_key(key)]
+        last = end
+    return "".join(shown) + text[last:]
+
+
 @dataclass
 class ApiResult:
     data: Any
@@ -173,8 +191,8 @@ def error_message(payload: Any, status: int, reason: str) -> str:
         return detail
     if isinstance(detail, dict) and (detail.get("message") or detail.get("code")):
         return str(detail.get("message") or detail.get("code"))
-    if isinstance(detail, list) and detail:
-        return _validation_message(detail)
+    if isinstance(detail, list) and (message := _validation_message(detail)):
+        return message
     if isinstance(payload, dict):
         for key in ("message", "error"):
             if isinstance(payload.get(key), str):
@@ -183,15 +201,17 @@ def error_message(payload: Any, status: int, reason: str) -> str:
 
 
 def _validation_message(detail: list[Any]) -> str:
-    """FastAPI's 422 list: the first three problems, each `field: message`."""
+    """FastAPI's 422 list: the first three problems, each `field: message` ("" when no
+    item is a problem at all). A server's odd shapes must not break the error line."""
+    problems = [item for item in detail if isinstance(item, dict)]
     parts = []
-    for item in detail[:3]:
-        if isinstance(item, dict):
-            loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
-            msg = str(item.get("msg", "invalid"))
-            parts.append(f"{loc}: {msg}" if loc else msg)
-    more = f" (+{len(detail) - 3} more)" if len(detail) > 3 else ""
-    return "; ".join(parts) + more
+    for item in problems[:3]:
+        loc = item.get("loc")
+        where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
+        msg = str(item.get("msg") or "invalid")
+        parts.append(f"{where}: {msg}" if where else msg)
+    more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(parts) + more if parts else ""
 
 
 class Client:
@@ -248,7 +268,7 @@ class Client:
 
     def mask(self, text: str) -> str:
         """Mask the key wherever it appears, even when a server echoes it back."""
-        return text.replace(self._key, mask_key(self._key))
+        return mask_copies(text, self._key)
 
     # ---- endpoints -------------------------------------------------------------
 
@@ -490,7 +510,7 @@ class Client:
         except (ValueError, RecursionError, UnicodeDecodeError):
             payload = None
         if payload is None and 300 <= status < 400:
-            where = response.headers.get("location", "?")
+            where = response.headers.get(_LOCATION, "?")
             message = f"HTTP {status} redirect to {where} (not followed)"
         else:
             message = error_message(payload, status, response.reason_phrase)
@@ -524,6 +544,16 @@ def _attempts(number: int) -> str:
     return f"{number} attempt" if number == 1 else f"{number} attempts"
 
 
+# Where a redirect's Location is kept: under its own name httpx would parse it to build
+# the next request (never sent) and raise on one that does not parse.
+_LOCATION = "x-retab-location"
+
+
+async def _hide_location(response: httpx.Response) -> None:
+    if "location" in response.headers:
+        response.headers[_LOCATION] = response.headers.pop("location")
+
+
 def _timeouts(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(10.0, seconds))
 
@@ -540,6 +570,7 @@ def _http_client(base_url: str, api_key: str, request_timeout: float,
             "Accept": "application/json",
         },
         follow_redirects=False,
+        event_hooks={"response": [_hide_location]},
         # Loopback is never proxied and needs no CA bundle (loading one costs ~20 ms).
         trust_env=not loopback,
         verify=not (loopback and base_url.startswith("http://")),

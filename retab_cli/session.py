@@ -85,7 +85,8 @@ class Env:
             on_broken_pipe: Callable[[], int] | None = None) -> int:
         """Run a command's coroutine; every way it ends becomes an exit code."""
         from retab_cli.render import restore_cursor
-        from retab_cli.running import Interrupted, run_interruptible, silence_stdout
+        from retab_cli.render.streams import silence
+        from retab_cli.running import Interrupted, run_interruptible
 
         try:
             return run_interruptible(main, on_interrupt=on_interrupt or self._interrupted,
@@ -94,9 +95,13 @@ class Env:
             return stop.code
         except RetabError as exc:
             return self.fail(exc)
-        except BrokenPipeError:
-            silence_stdout()
-            return on_broken_pipe() if on_broken_pipe else errors.OK
+        except BrokenPipeError:  # stdout's reader went away (stderr's never ends a command)
+            silence(sys.stdout)
+            if on_broken_pipe is not None:
+                return on_broken_pipe()
+            # A read-only command ends quietly, but an error it already showed stays its
+            # code: with `2>&1 | head -1` the reader saw the error, then left.
+            return errors.worst(self.renderer.reported)
 
     async def _interrupted(self, code: int) -> None:
         if self.renderer.explicit_json:
@@ -133,11 +138,16 @@ def _stdin_ids(stream: Any) -> list[str]:
     if isatty(stream):
         raise UsageError("'-' reads ids from stdin, but stdin is a terminal",
                          hint="pipe ids in, e.g. retab partitions list -q | ...")
+    try:
+        text = stream.read()
+    except UnicodeDecodeError:  # a PDF piped in by mistake: not a list of ids
+        raise UsageError("'-' reads ids from stdin, but stdin is not text (not UTF-8)",
+                         hint="pipe ids in, one a line, e.g. retab partitions list -q | ...") from None
     ids = []
-    for line in stream.read().splitlines():
-        text = line.split("#", 1)[0].strip()
-        if text:
-            ids.append(text)
+    for line in text.splitlines():
+        value = line.split("#", 1)[0].strip()
+        if value:
+            ids.append(value)
     return ids
 
 

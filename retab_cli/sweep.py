@@ -103,13 +103,9 @@ class Sweeper:
                         error: RetabError) -> list[float | None]:
         """Runs seen on the pages that did come back were updated; the others failed."""
         self._failures += 1
-        lefts = []
-        for pid, track in waiting.items():
-            if self._runs.stopping:  # one of them gave up under fail-fast
-                break
-            if pid not in seen and not track.run.done:
-                lefts.append(self._runs.failed(track, error))
-        return lefts
+        # `done` is read afresh: one giving up under fail-fast stops (ends) all the others.
+        return [self._runs.failed(track, error) for pid, track in waiting.items()
+                if pid not in seen and not track.run.done]
 
     def _next(self, started: float, listing: _Listing, lefts: list[float | None],
               cost: int) -> float | None:

@@ -182,7 +182,7 @@ def _finish(env: Env, watcher: Watcher, options: WatchOptions, elapsed: float) -
         renderer.json_result(finals, single=options.single)
     elif renderer.mode == "ids":
         for run in runs:
-            renderer.line(run.id)
+            renderer.id_line(run.id)
     elif renderer.mode == "csv" and finals:
         renderer.partitions(finals, single=options.single)
     elif renderer.mode == "table" and finals:

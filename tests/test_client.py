@@ -993,3 +993,43 @@ def test_a_request_spec_is_frozen() -> None:
                                   on_retry=None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.attempts = 5  # type: ignore[misc]
+
+
+# ---- what a property-based run found (tests/test_properties.py on main) -----------------------
+
+
+@pytest.mark.parametrize(("key", "text", "shown"), [
+    ("k1234567890k", "k1234567890k1234567890k", "k12...890k"),  # two copies sharing a 'k'
+    ("abababababab", "x" + "ab" * 9 + "y", "xaba...ababy"),
+    (KEY, f"{KEY}{KEY} and {KEY}", f"{MASKED}{MASKED} and {MASKED}"),  # touching copies stay two
+])
+def test_overlapping_copies_of_the_key_are_masked_as_one(key: str, text: str, shown: str) -> None:
+    async def main() -> str:
+        async with Client(BASE, key) as c:
+            return c.mask(text)
+
+    masked = asyncio.run(main())
+    assert masked == shown
+    assert key not in masked
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"detail": [{"loc": 1, "msg": "x"}]}, "x"),
+    ({"detail": [{"loc": "body", "msg": "y"}]}, "y"),
+    ({"detail": [{"loc": ["body", "key"], "msg": ""}]}, "key: invalid"),
+    ({"detail": [5]}, "HTTP 422 Unprocessable Entity"),
+    ({"detail": [{"msg": ""}]}, "invalid"),
+    ({"detail": [None, "x", 3, {"loc": ["q"], "msg": "z"}]}, "q: z"),
+    ({"detail": [None, {"msg": "a"}, {"msg": "b"}, {"msg": "c"}, {"msg": "d"}, 7]}, "a; b; c (+1 more)"),
+    ({"detail": {"message": 5}}, "5"),
+])
+def test_odd_validation_bodies_still_give_a_message(body: Any, message: str) -> None:
+    caught, _ = fails([httpx.Response(422, json=body)], get, RejectedError)
+    assert caught.message == message
+
+
+@pytest.mark.parametrize("location", ["A:0", "http://[::1", "http://[zz]/", "https://exa mple.test/"])
+def test_a_redirect_to_a_location_that_does_not_parse_is_a_clean_error(location: str) -> None:
+    caught, trace = fails([raw(301, location=location)], get, ServerError)
+    assert caught.message == f"HTTP 301 redirect to {location} (not followed)"
+    assert len(trace.sent) == 1

@@ -43,6 +43,9 @@ def test_an_invalid_id_is_shown_readably() -> None:
         validate_id("y" * 81 + "/")
     assert info.value.message.startswith(f"invalid partition id {'y' * 80!r}: ")
     with pytest.raises(UsageError) as info:
+        validate_id("w" * 80 + "/")  # 81 characters: cut to 80
+    assert info.value.message.startswith(f"invalid partition id {'w' * 80!r}: ")
+    with pytest.raises(UsageError) as info:
         validate_id("z" * 79 + "/")
     assert info.value.message.startswith(f"invalid partition id {'z' * 79}/: ")
 
@@ -231,13 +234,19 @@ def test_parse_time_gives_none_and_never_raises(value: object) -> None:
     assert parse_time(value) is None
 
 
+def test_the_default_option_name_in_duration_errors() -> None:
+    with pytest.raises(UsageError) as info:
+        parse_duration("soon")
+    assert info.value.message == "invalid duration 'soon': use e.g. 90, 1.5s, 200ms, 5m or 1h30m"
+
+
 # ---- format_duration -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(0, "0s"), (12.9, "12s"), (59, "59s"), (60, "1m00s"), (185, "3m05s"), (3599, "59m59s"),
-     (3600, "1h00m"), (3720, "1h02m"), (90061, "25h01m")],
+     (3600, "1h00m"), (3720, "1h02m"), (7199, "1h59m"), (90061, "25h01m")],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

@@ -129,10 +129,6 @@ def test_sanitize_keeps_newlines_and_tabs_outside_one_line_contexts(text: str) -
     assert shown.count("\t") == text.count("\t")
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeEncodeError, reason=(
-    "new (issue 8 class): a lone surrogate from a JSON escape ('\\ud800') passes the "
-    "sanitiser, and writing it to a UTF-8 stdout raises UnicodeEncodeError: "
-    "'get ID -o table' of a partition whose file.filename is \"a\\ud800b\" tracebacks"))
 @SEEDED
 @given(hostile_text_with_surrogates)
 @example("a\ud800b")
@@ -152,9 +148,6 @@ def captured_stderr() -> Iterator[io.StringIO]:
         sys.stderr = saved
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 8 #1: Renderer.notice/warn/info keep a raw newline from outside text, so a "
-    "503 body or a file name holding '\\n::error::x' forges a stderr line"))
 @SEEDED
 @given(hostile_text, st.sampled_from(["notice", "warn", "info"]))
 @example("scan\n::add-mask::x\n::error file=a::b", "notice")
@@ -219,10 +212,6 @@ def test_mask_hides_every_separate_copy_of_the_key(key: str, parts: list[str],
     assert key not in mask_text(key, text)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "new (issue 8 #3 class): Client.mask replaces occurrences left to right and skips "
-    "overlapping ones, so the visible tail of the mask completes the key again: key "
-    "'k1234567890k' in 'k1234567890k1234567890k' shows 'k12...890k1234567890k'"))
 @SEEDED
 @given(keys, st.integers(1, 11), st.integers(2, 4), filler, filler)
 @example("k1234567890k", 1, 2, "", "")
@@ -476,10 +465,6 @@ error_bodies = st.one_of(
 )
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "new (issue 8 #10 class): error_message raises TypeError for a 422 body whose "
-    "detail item has a non-list 'loc' ({\"detail\": [{\"loc\": 1}]}), a traceback "
-    "instead of an error line"))
 @SEEDED
 @given(error_bodies, st.integers(100, 599), st.text(max_size=12))
 @example({"detail": [{"loc": 1, "msg": "x"}]}, 422, "Unprocessable Entity")
@@ -491,10 +476,6 @@ def test_error_message_of_any_decoded_body_never_raises(payload: Any, status: in
     assert isinstance(message, str)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "new (issue 8 #10 class): error_message returns an empty message for a 422 body "
-    "whose detail list holds no usable item ({\"detail\": [5]} or [{\"msg\": \"\"}]): "
-    "the error line reads 'error: prtn_1: ' and says nothing"))
 @SEEDED
 @given(st.lists(st.one_of(json_values, st.fixed_dictionaries(
     {"loc": st.lists(st.sampled_from(["body", "", 0]), max_size=2),
@@ -557,9 +538,6 @@ def test_a_success_body_with_a_huge_number_is_a_bad_response(
                                      "rt_live_0123456789abcdef"))
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "new (issue 8 #10 class): a 4xx body {\"detail\": [{\"loc\": 1}]} makes "
-    "error_message raise TypeError out of the client: a traceback, not an error line"))
 @FEW
 @given(error_statuses, error_bodies, response_headers)
 @example(422, {"detail": [{"loc": 1}]}, {})
@@ -570,10 +548,6 @@ def test_any_error_body_becomes_a_clean_error(status: int, payload: Any,
     assert_clean_outcome(answer_once(status, body, headers, "rt_live_0123456789abcdef"))
 
 
-@pytest.mark.xfail(strict=True, raises=httpx.InvalidURL, reason=(
-    "new (issue 8 class): a redirect whose Location does not parse (301, 'Location: A:0') "
-    "raises httpx.InvalidURL out of the client (httpx builds the next request even when "
-    "redirects are not followed): a traceback instead of an error line"))
 @FEW
 @given(st.sampled_from([301, 302, 303, 307, 308]),
        st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12))

@@ -195,3 +195,37 @@ def test_the_command_layer_loads_no_engine_until_a_command_runs() -> None:
                "retab_cli.client", "asyncio"}
     assert "retab_cli.commands.create" in loaded
     assert loaded & engines == set()
+
+
+# ---- ids from stdin ------------------------------------------------------------------------
+
+
+def test_ids_from_a_stdin_that_is_not_text_are_a_usage_error() -> None:
+    import io
+
+    from retab_cli.session import read_ids
+
+    binary = io.TextIOWrapper(io.BytesIO(b"%PDF-1.4\n\xff\xfe\x00binary"), encoding="utf-8")
+    with pytest.raises(UsageError, match=r"^'-' reads ids from stdin, but stdin is not text"):
+        read_ids(["-"], stdin=binary)
+
+
+# ---- the boundary when stdout goes away ------------------------------------------------------
+
+
+def test_a_closed_stdout_keeps_the_code_of_an_error_already_shown() -> None:
+    from retab_cli.errors import NotFoundError
+    from retab_cli.session import Env
+
+    env = Env()
+
+    async def main() -> int:
+        env.renderer.error(NotFoundError("Partition not found", partition_id="prtn_x"))
+        raise BrokenPipeError
+
+    assert env.run(main) == 6
+    assert Env().run(_broken) == 0  # nothing shown before: a read-only command's quiet 0
+
+
+async def _broken() -> int:
+    raise BrokenPipeError

@@ -818,6 +818,7 @@ def test_only_invalid_ids_end_the_watch_at_once() -> None:
         w = watcher(FakeClient({}), ["a/b", "c d"], timeout=600, fail_fast=True)
         events = await collect(w)
         assert [(e.run.id, e.kind) for e in events] == [("a/b", "gave_up"), ("c d", "stopped")]
+        assert [r.outcome for r in w.runs] == ["gave_up", "stopped"] and w.active == 0
         assert now() == 0.0
         assert w.exit_code() == 1
 
@@ -1118,6 +1119,7 @@ def test_at_most_max_concurrent_requests_in_flight(limit: int | None, expected: 
         w = watcher(client, **kw)
         await collect(w)
         assert client.most_in_flight == expected
+        client.most_in_flight = 0
         runs = await check_once(client, list(client.scripts), **kw)
         assert client.most_in_flight == expected
         assert [(r.status, r.raw is not None) for r in runs] == [("completed", True)] * 40
@@ -1127,13 +1129,52 @@ def test_at_most_max_concurrent_requests_in_flight(limit: int | None, expected: 
 
 def test_check_once_stops_the_slow_ones_at_a_fatal_error() -> None:
     async def main() -> None:
-        scripts: dict[str, Script] = {"a": lambda t: AuthError("Invalid API key", status=401)}
-        scripts |= {f"q{i}": lambda t: "queued" for i in range(5)}
+        scripts: dict[str, Script] = {f"q{i}": lambda t: "queued" for i in range(5)}
+        scripts["a"] = lambda t: AuthError("Invalid API key", status=401)
         client = FakeClient(scripts, rate=0, latency_of={f"q{i}": 100.0 for i in range(5)})
         with pytest.raises(AuthError):
             await check_once(client, list(scripts))
         assert now() < 1
         assert client.cancelled == 5
         assert not still_pending()
+
+    run(main)
+
+
+def test_a_first_poll_that_fails_backs_off_from_one_interval() -> None:
+    async def main() -> None:
+        down = NetworkError("connection refused")
+        client = FakeClient({"a": sequence(down, down, down, "completed")}, rate=0)
+        await collect(watcher(client, rng=Middle()))
+        gaps = poll_gaps(client, "a")
+        assert [d for _, d in gaps] == pytest.approx([base_at(at) * f for (at, _), f in zip(gaps, [1, 2, 4],
+                                                                                        strict=True)])
+
+    run(main)
+
+
+def test_a_fail_fast_stop_while_seeding_leaves_the_other_runs_as_they_were() -> None:
+    async def main() -> None:
+        client = FakeClient({"bad": lambda t: "failed", "other": lambda t: "queued"})
+        initial = {"bad": partition("bad", "failed", True), "other": partition("other", "queued", False)}
+        w = watcher(client, fail_fast=True, initial=initial)
+        events = await collect(w)
+        assert [(e.run.id, e.kind) for e in events] == [
+            ("bad", "status"), ("bad", "ended"), ("other", "stopped")]
+        assert [(r.status, r.outcome) for r in w.runs] == [("failed", "failed"), (None, "stopped")]
+        assert w.active == 0 and client.calls == []
+
+    run(main)
+
+
+def test_a_fresh_run_state() -> None:
+    assert RunState("x") == RunState("x", status=None, raw=None, started=0.0, ended=None, outcome=None,
+                                     last_error=None, exit_code=8)
+    assert not RunState("x").done
+
+    async def main() -> None:
+        client = FakeClient({"q": lambda t: "queued"})
+        (checked,) = await check_once(client, ["q"])
+        assert (checked.ended, checked.last_error, checked.started, checked.done) == (None, None, 0.0, False)
 
     run(main)

@@ -797,7 +797,8 @@ def test_a_never_seen_run_after_the_hand_over_is_polled_after_an_interval() -> N
 
 def test_when_every_run_was_seeded_the_first_sweep_waits_an_interval() -> None:
     async def main() -> None:
-        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0)
+        # At 0.5 requests/s one request is worth 2 s: the first sweep has cost nothing yet.
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0.5)
         initial = {pid: client.obj(pid, "in_progress", False) for pid in client.scripts}
         await collect(watcher(client, list(client.scripts), timeout=5, rng=Middle(), initial=initial))
         assert sweep_starts(client)[0] == pytest.approx(1.0)
@@ -859,7 +860,7 @@ def test_a_listed_run_with_an_unknown_status_is_fetched_on_its_own() -> None:
         def override(t: float, params: dict[str, Any]) -> dict[str, Any] | None:
             if params["status"] == "in_progress":  # w00 listed as 'paused', the rest as asked
                 items = [client.obj(p, "in_progress", True) for p in scripts if p != "w00"]
-                items.append({**client.obj("w00", "paused", True)})
+                items += [{**client.obj("w00", "paused", True)}, "junk", 5, None]  # odd items skipped
                 return {"data": items, "list_metadata": {"before": None, "after": None}}
             return None
 
@@ -936,5 +937,40 @@ def test_a_bug_in_one_fetch_cancels_the_slow_others() -> None:
             await collect(w)
         assert now() < 10
         assert not still_pending()
+
+    run(main)
+
+
+def test_under_fail_fast_the_first_run_to_give_up_in_a_failed_sweep_stops_the_rest() -> None:
+    async def main() -> None:
+        down = ServerError("HTTP 503 Service Unavailable", status=503)
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0,
+                         override=lambda t, params: down if t >= 1 else None)
+        w = watcher(client, list(client.scripts), fail_fast=True, give_up_after=20)
+        events = await collect(w)
+        finals = [e for e in events if e.kind in ("gave_up", "stopped")]
+        assert [e.kind for e in finals] == ["gave_up"] + ["stopped"] * 59
+        assert finals[0].run.id == "w00" and w.exit_code() == 1
+
+    run(main)
+
+
+def test_answers_arriving_with_a_fatal_one_change_nothing_after_the_stop() -> None:
+    async def main() -> None:
+        # Every run is fetched on its own each sweep (listed nowhere); w00's fetch is a 401
+        # at t >= 3, and the other answers of that same sweep arrive at the same instant.
+        denied = AuthError("Invalid API key", status=401)
+        scripts: dict[str, Script] = {f"w{i:02}": forever() for i in range(60)}
+        scripts["w00"] = timeline((0, "in_progress"), (3, denied))
+        client = Account(scripts, rate=0, hidden=lambda pid, t: True)
+        w = watcher(client, list(scripts))
+        events = await collect(w)
+        assert sum(e.kind == "fatal" for e in events) == 1
+        for state in w.runs[1:]:
+            answered = [g for g in client.gets_for(state.id) if g.data is not None]
+            assert state.outcome == "stopped"
+            assert state.raw is answered[-1].data
+        in_flight = [g for g in client.gets if g.at >= 3.0 and g.id != "w00"]
+        assert in_flight and all(g.data is None for g in in_flight)  # cancelled, not answered
 
     run(main)

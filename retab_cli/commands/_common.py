@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import sys
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -118,7 +119,8 @@ def run_app(app: Callable[..., Any], args: list[str]) -> int:
     from typer._click.exceptions import UsageError as ClickUsageError
 
     from retab_cli.render import Renderer
-    from retab_cli.running import Interrupted, silence_stdout
+    from retab_cli.render.streams import silence
+    from retab_cli.running import Interrupted
 
     renderer = Renderer("json", explicit_json=_asks_json(args))
     try:
@@ -141,8 +143,8 @@ def run_app(app: Callable[..., Any], args: list[str]) -> int:
         renderer.error(UsageError(exc.format_message()))
         return errors.USAGE
     except BrokenPipeError:
-        silence_stdout()
-        return errors.OK
+        silence(sys.stdout)
+        return errors.worst(renderer.reported)
     return result if isinstance(result, int) else errors.OK
 
 

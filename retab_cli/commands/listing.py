@@ -43,14 +43,14 @@ def list_partitions(
         counts: Counter[str] = Counter()
         first_ids: list[str] = []
         renderer = env.renderer
-        renderer.begin_list()
         async with env.client() as client:
             listing = Listing(client, query)
-            async for page in listing.pages():
-                renderer.list_items(page)
-                counts.update(str(item.get("status")) for item in page)
-                if len(first_ids) < KEEP:
-                    first_ids.extend(str(item.get("id", "")) for item in page[:KEEP])
+            with renderer.list_stream():
+                async for page in listing.pages():
+                    renderer.list_items(page)
+                    counts.update(str(item.get("status")) for item in page)
+                    if len(first_ids) < KEEP:
+                        first_ids.extend(str(item.get("id", "")) for item in page[:KEEP])
         renderer.end_list(counts)
         remember(first_ids, env.settings)
         if listing.more:

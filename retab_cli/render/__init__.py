@@ -8,14 +8,16 @@ imported when a table is drawn.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from retab_cli.errors import RetabError, UsageError, hint_for
+from retab_cli.render.streams import StderrGuard, StdoutGuard
 
 # Re-exported: the render modules and the commands take them from here.
 from retab_cli.text import format_number as format_number
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from retab_cli.render.csv_rows import CsvWriter
 
 MODES = ("auto", "table", "json", "jsonl", "ids", "csv")
+
 
 
 def dumps(obj: Any, *, indent: int | None = None) -> str:
@@ -142,8 +145,9 @@ def restore_cursor() -> None:
     # The real stream: during a live display sys.stderr is rich's buffer.
     real = sys.__stderr__
     if real is not None and isatty(real):
-        real.write("\x1b[?25h")
-        real.flush()
+        guarded = StderrGuard(real)
+        guarded.write("\x1b[?25h")
+        guarded.flush()
 
 
 def use_color(choice: str, stream: IO[str]) -> bool:
@@ -184,15 +188,17 @@ class Renderer:
         # Told of every error reported (the session forgets a recent id a 404 names).
         self.error_listeners: list[Callable[[RetabError], None]] = []
         self._csv_writer: CsvWriter | None = None
+        self.reported: list[int] = []  # the exit codes of the errors shown so far
 
-    # Streams are looked up at each write: test runners swap sys.stdout.
+    # Streams are looked up at each write (test runners swap sys.stdout; a live display
+    # redirects sys.stderr) and guarded: see render/streams.py.
     @property
     def stdout(self) -> IO[str]:
-        return sys.stdout
+        return StdoutGuard(sys.stdout).as_io()
 
     @property
     def stderr(self) -> IO[str]:
-        return sys.stderr
+        return StderrGuard(sys.stderr).as_io()
 
     @property
     def now(self) -> datetime:
@@ -235,8 +241,14 @@ class Renderer:
         self._err(text)
 
     def _err(self, text: str) -> None:
-        self.stderr.write(sanitize(text) + "\n")
-        self.stderr.flush()
+        # Every stderr line is one line: a server string or a file name holding a line
+        # break (or a `::workflow-command::`) cannot start a line of its own.
+        self._write_err(sanitize(text, single_line=True) + "\n")
+
+    def _write_err(self, text: str) -> None:
+        stream = self.stderr
+        stream.write(text)
+        stream.flush()
 
     def warn_unseen_fields(self) -> None:
         """Once, after the output: the --fields paths that no object shown had."""
@@ -246,15 +258,16 @@ class Renderer:
 
     def error(self, error: RetabError) -> None:
         """One line, the request id, a hint; and a JSON object when JSON was asked for."""
+        self.reported.append(error.exit_code)
         for listener in self.error_listeners:
             listener(error)
         subject = error.partition_id or error.file
         message = error.message
         if subject and subject not in message:
             message = f"{subject}: {message}"
-        line = f"error: {sanitize(message, single_line=True)}"
+        line = f"error: {message}"
         if error.request_id:
-            line += f" (request_id {sanitize(error.request_id, single_line=True)})"
+            line += f" (request_id {error.request_id})"
         self._err(line)
         hint = hint_for(error)
         if hint:
@@ -265,14 +278,19 @@ class Renderer:
         """Only the JSON error object, when JSON was asked for explicitly: run outcomes
         have their own text lines already (docs/design.md §2, §12)."""
         if self.explicit_json:
-            self.stderr.write(dumps(error.to_json()) + "\n")
-            self.stderr.flush()
+            self._write_err(dumps(error.to_json()) + "\n")
 
     # ---- stdout --------------------------------------------------------------
 
     def line(self, text: str) -> None:
-        self.stdout.write(text + "\n")
-        self.stdout.flush()
+        """A line of our own text on stdout (outside values in it already sanitised)."""
+        stream = self.stdout
+        stream.write(text + "\n")
+        stream.flush()
+
+    def id_line(self, ident: object) -> None:
+        """An id on stdout (ids mode): server ids are outside text, so one safe line."""
+        self.line(sanitize(ident, single_line=True))
 
     def _narrow(self, obj: Any) -> Any:
         self._fields_seen.add(obj, self.fields)
@@ -295,7 +313,7 @@ class Renderer:
         if self.mode == "jsonl":
             self.jsonl(obj)
         elif self.mode == "ids":
-            self.line(ident)
+            self.id_line(ident)
         elif self.mode == "table":
             from retab_cli.render.lists import result_lines
 
@@ -304,7 +322,7 @@ class Renderer:
     def dry_run(self, requests: Sequence[str], would: str) -> None:
         """The requests a dry run did not send, one a line, then what it would have done."""
         for request in requests:
-            self.line(request)
+            self.line(sanitize(request, single_line=True))
         self.info(f"dry run: would {would}; nothing sent")
 
     def objects(self, objs: Sequence[Any], *, single: bool) -> None:
@@ -333,7 +351,7 @@ class Renderer:
                 self.jsonl(raw)
         elif self.mode == "ids":
             for raw in raws:
-                self.line(sanitize(raw.get("id", ""), single_line=True))
+                self.id_line(raw.get("id", ""))
         elif self.mode == "csv":
             self._csv().write(raws)
         else:
@@ -357,19 +375,36 @@ class Renderer:
             self._csv_writer = CsvWriter(self.stdout, self.fields)
         return self._csv_writer
 
+    @contextlib.contextmanager
+    def list_stream(self) -> Iterator[None]:
+        """A streamed list (begin_list, list_items...): when it stops early (a page
+        failed, a signal), a JSON array already begun is closed before the error
+        travels on, so stdout stays one valid document; the exit code says it failed."""
+        self.begin_list()
+        try:
+            yield
+        except BaseException:
+            if self.mode == "json" and self._stream_count:
+                self._stream_count = 0
+                # A stdout already gone must not replace the error (or the signal).
+                with contextlib.suppress(OSError, RetabError):
+                    self.line("\n]")
+            raise
+
     def list_items(self, raws: Sequence[dict[str, Any]]) -> None:
+        out = self.stdout
         if self.mode == "json":
             # The "[" waits for the first page, so a failed first request prints nothing.
             for raw in raws:
                 sep = "," if self._stream_count else "["
-                self.stdout.write(f"{sep}\n  " + dumps(self._narrow(raw)))
+                out.write(f"{sep}\n  " + dumps(self._narrow(raw)))
                 self._stream_count += 1
         elif self.mode == "jsonl":
             for raw in raws:
-                self.stdout.write(dumps(self._narrow(raw)) + "\n")
+                out.write(dumps(self._narrow(raw)) + "\n")
         elif self.mode == "ids":
             for raw in raws:
-                self.stdout.write(sanitize(raw.get("id", ""), single_line=True) + "\n")
+                out.write(sanitize(raw.get("id", ""), single_line=True) + "\n")
         elif self.mode == "csv":
             self._csv().write(raws)
         else:
@@ -379,12 +414,11 @@ class Renderer:
                 self._fields_seen.add(raw, self.fields)
             list_rows(self, raws, first=self._stream_count == 0)
             self._stream_count += len(raws)
-        self.stdout.flush()
+        out.flush()
 
     def end_list(self, counts: Mapping[str, int]) -> None:
         if self.mode == "json":
-            self.stdout.write("\n]\n" if self._stream_count else "[]\n")
-            self.stdout.flush()
+            self.line("\n]" if self._stream_count else "[]")
         elif self.mode == "csv":
             self._csv().write([])  # the header, even for no rows
         elif self.mode == "table":
@@ -396,8 +430,7 @@ class Renderer:
 
     def confirm(self, question: str) -> bool:
         """Ask on the terminal (stderr); anything but y/yes is a no."""
-        self.stderr.write(f"{question} [y/N] ")
-        self.stderr.flush()
+        self._write_err(f"{sanitize(question, single_line=True)} [y/N] ")
         try:
             answer = sys.stdin.readline()
         except (OSError, KeyboardInterrupt):

@@ -8,6 +8,7 @@ drawn, so the JSON path never pays for rich.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from typing import IO, Literal
@@ -25,9 +26,17 @@ GAP = "  "
 Cell = tuple[str, str]
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's own handler exits 1 at once; the boundary decides instead (a read-only
+        # command ends with 0, a mutating one reports what it did).
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "stdout was closed")
+
+
 def make_console(stream: IO[str], *, color: bool, width: int | None) -> Console:
     """A console that draws Text only: no markup, emoji or highlighting, ever."""
-    return Console(
+    return _Console(
         file=stream,
         markup=False,
         emoji=False,
