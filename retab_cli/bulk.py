@@ -242,9 +242,9 @@ def save_private(text: str, *, prefix: str) -> str | None:
     import os
     import tempfile
 
-    from retab_cli.recent import cache_path
+    from retab_cli.recent import cache_dir
 
-    folder = cache_path().parent
+    folder = cache_dir()
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".txt", dir=folder)

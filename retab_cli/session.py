@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from retab_cli import errors
 from retab_cli.errors import RetabError, UsageError
 from retab_cli.render import Renderer, isatty, parse_fields, resolve_mode
-from retab_cli.settings import GlobalOptions, Settings, color_choice, resolve
+from retab_cli.settings import GlobalOptions, Settings, color_choice, resolve, show_progress
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
@@ -27,11 +27,15 @@ OnInterrupt = Callable[[int], Coroutine[Any, Any, None]]
 class Env:
     """The global options, the renderer, and settings and client on demand."""
 
-    def __init__(self, opts: GlobalOptions | None = None, *, quiet: bool = False) -> None:
+    def __init__(self, opts: GlobalOptions | None = None, *, quiet: bool = False,
+                 creating: bool = False) -> None:
         self.opts = opts or GlobalOptions()
+        self.creating = creating  # `auth login`: the profile named may not exist yet
         color = color_choice(self.opts.color, os.environ)
-        self.renderer = Renderer("json", color=color, quiet=quiet)
+        self.renderer = Renderer("json", color=color, quiet=quiet,
+                                 progress=show_progress(self.opts.no_progress, os.environ))
         self._settings: Settings | None = None
+        self.renderer.error_listeners.append(self._forget_missing)
 
     def choose_output(self, output: str | None = None, json: bool = False,
                       quiet: bool = False, fields: str | None = None) -> None:
@@ -47,7 +51,8 @@ class Env:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = resolve(self.opts, os.environ, warn=self.renderer.warn)
+            self._settings = resolve(self.opts, os.environ, warn=self.renderer.warn,
+                                     creating=self.creating)
         return self._settings
 
     def base_url(self) -> str:
@@ -63,6 +68,13 @@ class Env:
         return open_client(self.settings, notice=self.renderer.notice,
                            base_url=base_url or self.base_url(), key=key,
                            max_attempts=max_attempts, request_timeout=request_timeout)
+
+    def _forget_missing(self, error: RetabError) -> None:
+        """A 404 for an id: shell completion stops offering it (a typo, or deleted)."""
+        if isinstance(error, errors.NotFoundError) and error.partition_id and self._settings:
+            from retab_cli.recent import forget
+
+            forget([error.partition_id], self._settings)
 
     def fail(self, error: RetabError) -> int:
         """Report an error; its exit code."""

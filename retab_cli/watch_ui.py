@@ -138,8 +138,9 @@ class _Display:
         if event.kind == "status":
             self.failing.pop(run.id, None)
             if self.view is None:
-                renderer.info(watching.change_line(event.wall, run.id, event.old, event.new,
-                                                   event.data or run.raw, event.at - run.started))
+                renderer.progress_line(watching.change_line(
+                    event.wall, run.id, event.old, event.new, event.data or run.raw,
+                    event.at - run.started))
         elif event.kind == "retry":
             message = event.error.message if event.error else "unknown error"
             if self.view is None and self.failing.get(run.id) != message:
@@ -192,7 +193,7 @@ def _finish(env: Env, watcher: Watcher, options: WatchOptions, elapsed: float) -
     outcome_errors(env, runs, any_end_ok=options.any_end_ok)
     if options.ci_summary and watching.in_github_actions():
         _github(env, runs, line, any_end_ok=options.any_end_ok)
-    remember(run.id for run in runs)
+    remember((run.id for run in runs), env.settings)
 
 
 _OUTCOME_ERRORS: dict[str, tuple[type[errors.RetabError], str]] = {

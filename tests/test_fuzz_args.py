@@ -28,6 +28,7 @@ import pytest
 
 from emulator_support import Emulator, start_emulator
 from fuzz_support import (
+    FIXED,
     KNOWN,
     Case,
     Harness,
@@ -210,7 +211,8 @@ def _known_param(known: Known) -> object:
                                                  reason=known.reason))
 
 
-@pytest.mark.parametrize("known", [_known_param(k) for k in KNOWN])
+@pytest.mark.parametrize("known", [*(_known_param(k) for k in KNOWN),
+                                   *(pytest.param(k, id=k.name) for k in FIXED)])
 def test_found_failure_is_fixed(harness: Harness, tree: Tree, fuzz_emulator: Emulator,
                                 known: Known) -> None:
     fuzz_emulator.control("DELETE", "faults")

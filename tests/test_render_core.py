@@ -259,7 +259,12 @@ def test_conflicting_output_options(output: str | None, json_flag: bool, quiet: 
     assert caught.value.message == "conflicting output options: choose one of -o, --json and -q"
 
 
-@pytest.mark.parametrize(("output", "default"), [("yaml", None), (None, "xml"), ("JSON", None)])
+def test_output_modes_in_any_letter_case() -> None:
+    assert resolve_mode("JSON", False, False, None, io.StringIO()) == ("json", True)
+    assert resolve_mode(None, False, False, "Table", io.StringIO()) == ("table", False)
+
+
+@pytest.mark.parametrize(("output", "default"), [("yaml", None), (None, "xml")])
 def test_unknown_output_mode(output: str | None, default: str | None) -> None:
     with pytest.raises(UsageError) as caught:
         resolve_mode(output, False, False, default, io.StringIO())

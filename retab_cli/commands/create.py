@@ -98,7 +98,7 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: Send
         raise errors.UsageError("--background and --wait cannot be used together")
     if send.timeout and send.background:
         raise errors.UsageError("--timeout applies to a synchronous create or --wait")
-    options = run.options(background=send.background or send.wait)
+    options = run.options(background=send.background or send.wait, warn=env.renderer.warn)
     deadline = duration(send.timeout, "--timeout")
     if files == ["-"] and url is None and stdin_is_tty():  # reading it would block
         raise errors.UsageError("'-' reads the document from stdin, but stdin is a terminal",
@@ -142,6 +142,6 @@ def _show_created(env: Env, creates: Creates, *, streamed: bool) -> None:
     from retab_cli.recent import remember
 
     values = creates.tally.values
-    remember(str(f.get("id", "")) for f in values)
+    remember((f.get("id") for f in values), env.settings)
     if values and not (streamed and env.renderer.mode == "jsonl"):
         env.renderer.partitions(values, single=creates.single)

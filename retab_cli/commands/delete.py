@@ -28,8 +28,9 @@ def delete(
 ) -> int:
     """Delete partition runs for good (asks first on a terminal; --yes otherwise).
     With --all-matching, runs of any status match unless --status is given."""
-    from retab_cli.bulk import bulk
+    from retab_cli.bulk import DONE, bulk
     from retab_cli.commands._matching import run_bulk
+    from retab_cli.recent import forget
 
     async def act(client: Client, targets: Targets) -> int:
         async def remove(partition_id: str) -> dict[str, Any]:
@@ -38,8 +39,11 @@ def delete(
             return {"id": partition_id, "deleted": True, "already_deleted": already}
 
         tally = targets.tally
-        await bulk(env.renderer, "deleted", targets.ledger, remove, lambda row: _show(env, row),
-                   tally)
+        try:
+            await bulk(env.renderer, "deleted", targets.ledger, remove,
+                       lambda row: _show(env, row), tally)
+        finally:  # completion stops offering what is gone
+            forget(targets.ledger.where(DONE), env.settings)
         if env.renderer.mode == "json" and tally.values:
             env.renderer.json_result(tally.values, single=targets.single)
         return tally.code

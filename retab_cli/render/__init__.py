@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -35,13 +35,26 @@ def dumps(obj: Any, *, indent: int | None = None) -> str:
     return json.dumps(obj, ensure_ascii=True, allow_nan=False, indent=indent)
 
 
-def pick(obj: Any, path: str) -> Any:
-    """The value at a dotted path, or None."""
+_MISSING = object()
+
+
+def _at(obj: Any, path: str) -> Any:
     for part in path.split("."):
         if not isinstance(obj, Mapping) or part not in obj:
-            return None
+            return _MISSING
         obj = obj[part]
     return obj
+
+
+def pick(obj: Any, path: str) -> Any:
+    """The value at a dotted path, or None."""
+    value = _at(obj, path)
+    return None if value is _MISSING else value
+
+
+def has_path(obj: Any, path: str) -> bool:
+    """Whether the object holds the dotted path at all (a null value counts)."""
+    return _at(obj, path) is not _MISSING
 
 
 def narrow(obj: Any, fields: Sequence[str] | None) -> Any:
@@ -64,6 +77,31 @@ def narrow(obj: Any, fields: Sequence[str] | None) -> Any:
         else:
             target[parts[-1]] = value
     return result
+
+
+class FieldsSeen:
+    """Which --fields paths the objects shown had: a path none of them has is a typo
+    worth one warning (it would only print as null or an empty column)."""
+
+    def __init__(self) -> None:
+        self.objects = 0
+        self.top: dict[str, None] = {}  # top-level keys, in the order first seen
+        self.found: set[str] = set()
+
+    def add(self, obj: Any, fields: Sequence[str] | None) -> None:
+        if not fields or not isinstance(obj, Mapping):
+            return
+        self.objects += 1
+        self.top.update(dict.fromkeys(str(key) for key in obj))
+        self.found.update(path for path in fields if has_path(obj, path))
+
+    def warning(self, fields: Sequence[str] | None) -> str | None:
+        missing = [path for path in fields or () if path not in self.found]
+        if not self.objects or not missing:
+            return None
+        seen = ", ".join(sanitize(key, single_line=True) for key in self.top)
+        return (f"warning: no object shown has {', '.join(missing)} (--fields); "
+                f"top-level fields seen: {seen or 'none'}")
 
 
 def parse_fields(text: str | None) -> list[str] | None:
@@ -93,9 +131,9 @@ def resolve_mode(
                               ("ids", quiet)) if on]
     if len(set(chosen)) > 1:
         raise UsageError("conflicting output options: choose one of -o, --json and -q")
-    mode = chosen[0] if chosen else (default or "auto")
-    if mode not in MODES:
-        raise UsageError(f"invalid output mode {mode!r}: choose from {', '.join(MODES)}")
+    from retab_cli.parsing import choose
+
+    mode = choose((chosen[0] if chosen else None) or default or "auto", MODES, "output mode")
     explicit_json = bool(chosen) and mode in ("json", "jsonl")
     if mode == "auto":
         mode = "table" if isatty(stdout) else "json"
@@ -131,10 +169,14 @@ class Renderer:
         color: str = "auto",
         explicit_json: bool = False,
         quiet: bool = False,
+        progress: bool = True,
         width: int | None = None,
         now: datetime | None = None,
     ) -> None:
         self.mode = mode
+        # Progress, change lines and live views on stderr (--no-progress turns them off;
+        # errors and warnings are not progress). Every display checks it with `quiet`.
+        self.progress = progress
         self.fields = list(fields) if fields else None
         self.color_choice = color
         self.explicit_json = explicit_json
@@ -142,9 +184,10 @@ class Renderer:
         self.width = width
         self._now = now
         self._stream_count = 0
+        self._fields_seen = FieldsSeen()
+        # Told of every error reported (the session forgets a recent id a 404 names).
+        self.error_listeners: list[Callable[[RetabError], None]] = []
         self._csv_writer: CsvWriter | None = None
-        # Live displays (watch table, spinners) allowed; --no-progress turns it off.
-        self.progress = True
         self.reported: list[int] = []  # the exit codes of the errors shown so far
 
     # Streams are looked up at each write (test runners swap sys.stdout; a live display
@@ -180,9 +223,15 @@ class Renderer:
     # ---- stderr --------------------------------------------------------------
 
     def info(self, text: str) -> None:
-        """Progress and hints: silenced by -q."""
+        """Hints and summaries: silenced by -q."""
         if not self.quiet:
             self._err(text)
+
+    def progress_line(self, text: str) -> None:
+        """A step of work in progress (a watch's status change): silenced by -q and by
+        --no-progress."""
+        if self.progress:
+            self.info(text)
 
     def warn(self, text: str) -> None:
         self._err(text)
@@ -201,9 +250,17 @@ class Renderer:
         stream.write(text)
         stream.flush()
 
+    def warn_unseen_fields(self) -> None:
+        """Once, after the output: the --fields paths that no object shown had."""
+        warning = self._fields_seen.warning(self.fields)
+        if warning:
+            self.warn(warning)
+
     def error(self, error: RetabError) -> None:
         """One line, the request id, a hint; and a JSON object when JSON was asked for."""
         self.reported.append(error.exit_code)
+        for listener in self.error_listeners:
+            listener(error)
         subject = error.partition_id or error.file
         message = error.message
         if subject and subject not in message:
@@ -235,8 +292,12 @@ class Renderer:
         """An id on stdout (ids mode): server ids are outside text, so one safe line."""
         self.line(sanitize(ident, single_line=True))
 
+    def _narrow(self, obj: Any) -> Any:
+        self._fields_seen.add(obj, self.fields)
+        return narrow(obj, self.fields)
+
     def json(self, obj: Any) -> None:
-        self.stdout.write(dumps(narrow(obj, self.fields), indent=2) + "\n")
+        self.stdout.write(dumps(self._narrow(obj), indent=2) + "\n")
         self.stdout.flush()
 
     def json_result(self, objs: Sequence[Any], *, single: bool) -> None:
@@ -273,11 +334,11 @@ class Renderer:
             self.json_result(objs, single=single)
 
     def json_list(self, objs: Iterable[Any]) -> None:
-        self.stdout.write(dumps([narrow(o, self.fields) for o in objs], indent=2) + "\n")
+        self.stdout.write(dumps([self._narrow(o) for o in objs], indent=2) + "\n")
         self.stdout.flush()
 
     def jsonl(self, obj: Any) -> None:
-        self.stdout.write(dumps(narrow(obj, self.fields)) + "\n")
+        self.stdout.write(dumps(self._narrow(obj)) + "\n")
         self.stdout.flush()
 
     def partitions(self, raws: Sequence[dict[str, Any]], *, single: bool,
@@ -296,6 +357,8 @@ class Renderer:
         else:
             from retab_cli.render.detail import partition_views
 
+            for raw in raws:
+                self._fields_seen.add(raw, self.fields)
             partition_views(self, raws, with_output=with_output)
 
     # ---- streamed lists (constant memory) --------------------------------------
@@ -334,11 +397,11 @@ class Renderer:
             # The "[" waits for the first page, so a failed first request prints nothing.
             for raw in raws:
                 sep = "," if self._stream_count else "["
-                out.write(f"{sep}\n  " + dumps(narrow(raw, self.fields)))
+                out.write(f"{sep}\n  " + dumps(self._narrow(raw)))
                 self._stream_count += 1
         elif self.mode == "jsonl":
             for raw in raws:
-                out.write(dumps(narrow(raw, self.fields)) + "\n")
+                out.write(dumps(self._narrow(raw)) + "\n")
         elif self.mode == "ids":
             for raw in raws:
                 out.write(sanitize(raw.get("id", ""), single_line=True) + "\n")
@@ -347,6 +410,8 @@ class Renderer:
         else:
             from retab_cli.render.lists import list_rows
 
+            for raw in raws:
+                self._fields_seen.add(raw, self.fields)
             list_rows(self, raws, first=self._stream_count == 0)
             self._stream_count += len(raws)
         out.flush()

@@ -22,7 +22,7 @@ from retab_cli.render.console import make_console
 class UploadProgress:
     """A transient progress bar on stderr while `create` uploads several files.
 
-    Drawn only on a terminal and without -q; otherwise every call does nothing, so
+    Drawn only on a terminal, without -q or --no-progress; otherwise every call does nothing, so
     forced colour or a redirected stderr never gets a live display.
     """
 
