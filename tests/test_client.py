@@ -1002,6 +1002,8 @@ def test_a_request_spec_is_frozen() -> None:
     ("k1234567890k", "k1234567890k1234567890k", "k12...890k"),  # two copies sharing a 'k'
     ("abababababab", "x" + "ab" * 9 + "y", "xaba...ababy"),
     (KEY, f"{KEY}{KEY} and {KEY}", f"{MASKED}{MASKED} and {MASKED}"),  # touching copies stay two
+    ("a" * 12, "a" * 13, "aaa...aaaa"),  # a copy one character on
+    ("k1234567890k", "x k1234567890k y k1234567890k1234567890k", "x k12...890k y k12...890k"),
 ])
 def test_overlapping_copies_of_the_key_are_masked_as_one(key: str, text: str, shown: str) -> None:
     async def main() -> str:
