@@ -358,6 +358,7 @@ class Client:
         and retries start within the retry window. Every error raised names `partition_id`,
         whatever stage it came from, and has the key masked in everything it shows.
         """
+        _check_sendable(params, headers)
         content = _encode(json_body) if json_body is not None else None
         send_headers = dict(headers or {})
         if content is not None:
@@ -582,6 +583,21 @@ def _http_client(base_url: str, api_key: str, request_timeout: float,
 
 def _quote(partition_id: str) -> str:
     return urllib.parse.quote(validate_id(partition_id), safe="")
+
+
+def _check_sendable(params: Mapping[str, Any] | None, headers: Mapping[str, str] | None) -> None:
+    """Refuse what httpx could not encode (a traceback otherwise): a query value that is not
+    valid text (argv holds a non-UTF-8 byte as a lone surrogate), a header that is not ASCII."""
+    for name, value in (params or {}).items():
+        try:
+            str(value).encode()
+        except UnicodeEncodeError:
+            raise UsageError(
+                f"cannot send {name}: it is not valid text (a byte that is not UTF-8?)"
+            ) from None
+    for name, value in (headers or {}).items():
+        if not value.isascii() or not value.isprintable():
+            raise UsageError(f"cannot send the {name} header: only printable ASCII goes in a header")
 
 
 def _encode(body: Any) -> bytes:

@@ -1002,6 +1002,8 @@ def test_a_request_spec_is_frozen() -> None:
     ("k1234567890k", "k1234567890k1234567890k", "k12...890k"),  # two copies sharing a 'k'
     ("abababababab", "x" + "ab" * 9 + "y", "xaba...ababy"),
     (KEY, f"{KEY}{KEY} and {KEY}", f"{MASKED}{MASKED} and {MASKED}"),  # touching copies stay two
+    ("a" * 12, "a" * 13, "aaa...aaaa"),  # a copy one character on
+    ("k1234567890k", "x k1234567890k y k1234567890k1234567890k", "x k12...890k y k12...890k"),
 ])
 def test_overlapping_copies_of_the_key_are_masked_as_one(key: str, text: str, shown: str) -> None:
     async def main() -> str:
@@ -1033,3 +1035,15 @@ def test_a_redirect_to_a_location_that_does_not_parse_is_a_clean_error(location:
     caught, trace = fails([raw(301, location=location)], get, ServerError)
     assert caught.message == f"HTTP 301 redirect to {location} (not followed)"
     assert len(trace.sent) == 1
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda c: c.list({"filename": "a\udcffb"}),
+     "cannot send filename: it is not valid text (a byte that is not UTF-8?)"),
+    (lambda c: c.create(BODY, idempotency_key="clé"),
+     "cannot send the Idempotency-Key header: only printable ASCII goes in a header"),
+])
+def test_what_cannot_be_encoded_is_refused_before_sending(call: Call, message: str) -> None:
+    caught, trace = fails([], call, UsageError)
+    assert caught.message == message
+    assert trace.sent == []
