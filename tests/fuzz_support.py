@@ -730,18 +730,17 @@ def _bad_stdout(command: tuple[str, ...], problem: str, flag: str = ""
     return matches
 
 
-KNOWN: tuple[Known, ...] = (
+KNOWN: tuple[Known, ...] = ()
+
+
+# Found by the fuzzing and fixed since: each reproduction now runs as a plain regression test.
+FIXED: tuple[Known, ...] = (
     Known("surrogate-query", "new (issue 8 class): a non-UTF-8 byte in an argument (argv "
           "holds it as a surrogate) tracebacks when it goes into a query string: "
           "'retab partitions list --filename $'\\xff'' raises UnicodeEncodeError in urllib's "
           "quote inside the client",
           Case(("partitions", "list", "--filename", "\udcff")),
           _escaped("UnicodeEncodeError", "urllib/parse.py")),
-)
-
-
-# Found by the fuzzing and fixed since: each reproduction now runs as a plain regression test.
-FIXED: tuple[Known, ...] = (
     Known("non-ascii-key", "issue 8 #13: a non-ASCII key (a pasted \u201d) gives a "
           "UnicodeEncodeError traceback from httpx's header encoding (auth login, --api-key, "
           "RETAB_API_KEY); refuse it without echoing it",
