@@ -45,7 +45,7 @@ DEFAULT_TESTS = {
     "retab_cli/parsing.py": ["tests/test_parsing.py"],
     "retab_cli/statuses.py": ["tests/test_watch.py"],
 }
-COPIED = ("retab_cli", "tests", "pyproject.toml")
+COPIED = ("retab_cli", "tests", "docs", "pyproject.toml")  # tests read docs/ (the design)
 PYTEST_FLAGS = ("-x", "-q", "-p", "no:cacheprovider")
 
 _COMPARE_SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
