@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from retab_cli import __version__, fastparse
 from retab_cli.commands import auth, completion, partitions
+from retab_cli.commands._options import choices, complete_profiles
+from retab_cli.commands._tree import Group, split_globals
 from retab_cli.emulator import cli as emulator_cli
 from retab_cli.errors import EXIT_CODE_TABLE
 from retab_cli.settings import GlobalOptions
@@ -36,6 +38,7 @@ With several ids the most severe outcome wins: 4, 2, 1, 6, 3, 5, 8, 7, 0.
 
 app = typer.Typer(
     name="retab",
+    cls=Group,
     help=HELP,
     add_completion=False,
     rich_markup_mode=None,
@@ -46,7 +49,7 @@ app = typer.Typer(
 )
 app.add_typer(partitions.app, name="partitions")
 app.add_typer(auth.app, name="auth")
-app.add_typer(completion.app, name="completion")
+app.command("completion")(completion.completion)
 app.add_typer(emulator_cli.app, name="emulator")
 
 
@@ -57,7 +60,9 @@ def version_text() -> str:
 
 def _show_version(value: bool) -> None:
     if value:
-        sys.stdout.write(version_text() + "\n")
+        from retab_cli.render import Renderer
+
+        Renderer().line(version_text())
         raise typer.Exit(0)
 
 
@@ -65,7 +70,8 @@ def _show_version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     profile: Annotated[str | None, typer.Option(
-        metavar="NAME", help="Config profile to use [env: RETAB_PROFILE].")] = None,
+        metavar="NAME", help="Config profile to use [env: RETAB_PROFILE].",
+        autocompletion=complete_profiles)] = None,
     base_url: Annotated[str | None, typer.Option(
         metavar="URL", help="API base URL [env: RETAB_API_BASE_URL; default https://api.retab.com].")] = None,
     api_key: Annotated[str | None, typer.Option(
@@ -77,16 +83,21 @@ def root(
     debug: Annotated[bool, typer.Option(
         "--debug", help="Log each request and response to stderr (secrets masked).")] = False,
     color: Annotated[str | None, typer.Option(
-        metavar="WHEN", help="Colour: auto, always or never.")] = None,
+        metavar="WHEN", help="Colour: auto, always or never.",
+        autocompletion=choices(("auto", "always", "never")))] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="Same as --color never.")] = False,
+    no_progress: Annotated[bool, typer.Option(
+        "--no-progress", help="No progress, change lines or live views on stderr; errors and "
+                              "warnings still print [env: RETAB_NO_PROGRESS=1].")] = False,
     version: Annotated[bool, typer.Option(
         "--version", help="Show the version and exit.", is_eager=True,
         callback=_show_version)] = False,
 ) -> None:
     from retab_cli.errors import UsageError
+    from retab_cli.parsing import choose
 
-    if color not in (None, "auto", "always", "never"):
-        raise UsageError(f"invalid --color {color!r}: choose auto, always or never")
+    if color is not None:
+        color = choose(color, ("auto", "always", "never"), "--color")
     rps: float | None = None
     if max_rps is not None:
         try:
@@ -100,55 +111,33 @@ def root(
         max_rps=rps,
         debug=debug,
         color="never" if no_color else color,
+        no_progress=no_progress,
     )
 
 
-_GLOBAL_VALUED = ("--profile", "--base-url", "--api-key", "--max-rps", "--color")
-_GLOBAL_FLAGS = ("--debug", "--no-color")
-
-
-def hoist_globals(args: list[str]) -> list[str]:
-    """Move global options given after the subcommand to the front, so they work anywhere.
-
-    Stops at `--`; the value of a valued option travels with it.
-    """
-    front: list[str] = []
-    rest: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        name = arg.split("=", 1)[0]
-        if name in _GLOBAL_FLAGS:
-            front.append(arg)
-        elif name in _GLOBAL_VALUED:
-            front.append(arg)
-            if "=" not in arg and i + 1 < len(args):
-                front.append(args[i + 1])
-                i += 1
-        else:
-            rest.append(arg)
-        i += 1
-    return front + rest
+def hoist_globals(args: list[str], root: Any = None) -> list[str]:
+    """The words with the global options given after the subcommand moved to the front, so
+    they work anywhere (see `commands._tree.split_globals`)."""
+    root = root if root is not None else typer.main.get_command(app)
+    front, rest = split_globals(args, root)
+    return [args[i] for i in (*front, *rest)]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turn every failure into one line and an exit code."""
     from retab_cli.commands._common import run_app
+    from retab_cli.render.streams import flush_quietly, stand_in_closed_streams
 
-    if "_RETAB_COMPLETE" in os.environ:
-        # Shell completion only: register Typer's shell classes (skipped on normal runs).
-        from typer._completion_classes import completion_init
-
-        completion_init()
-    args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
-    code = run_app(app, args)
+    stand_in_closed_streams()  # `>&-` / `2>&-`: see render/streams.py
+    if completion.COMPLETE_VAR in os.environ:
+        completion.install()  # shell completion only: skipped on normal runs
+    root = typer.main.get_command(app)
+    args = hoist_globals(list(sys.argv[1:] if argv is None else argv), root)
+    code = run_app(root, args)
     if code in (130, 143):
         # Interrupted: leave at once, even if a thread (a DNS lookup) is still blocked.
         for stream in (sys.stdout, sys.stderr):
             if not stream.closed:
-                stream.flush()
+                flush_quietly(stream)
         os._exit(code)
     sys.exit(code)

@@ -9,6 +9,7 @@ injectable clock and sleep, so tests drive it with a fake clock.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -33,9 +34,10 @@ class Budget:
         self.burst = max(1.0, burst)
         self._clock = clock
         self._sleep = sleep
-        # The bucket starts full: the first `burst` requests go back to back.
-        self._next = clock() - ((self.burst - 1) / rate if rate > 0 else 0.0)
-        self._blocked_until = 0.0
+        # The next free slot; never earlier than `burst` slots back from now (in
+        # `acquire`), so the bucket starts full: the first `burst` go back to back.
+        self._next = -math.inf
+        self._blocked_until = -math.inf
         self._last_limited: float | None = None
         self.sent = 0
         self.rate_limited = 0
@@ -78,13 +80,12 @@ class Budget:
 
     def interval_for(self, runs: int) -> float:
         """The shortest poll interval per run that keeps `runs` pollers inside the budget."""
-        if self.unlimited or runs <= 0:
+        if self.unlimited:
             return 0.0
-        return runs / self.rate
+        return max(0, runs) / self.rate
 
     def _recover(self, now: float) -> None:
-        if self.rate >= self.configured_rate or self._last_limited is None:
-            return
-        if now - self._last_limited >= RECOVER_AFTER:
+        """Double the rate back, up to the configured one, every RECOVER_AFTER quiet seconds."""
+        if self._last_limited is not None and now - self._last_limited >= RECOVER_AFTER:
             self.rate = min(self.configured_rate, self.rate * 2)
             self._last_limited = now

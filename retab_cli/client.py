@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import itertools
 import json
+import math
 import platform
 import random
 import re
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from retab_cli import __version__
 from retab_cli.budget import Budget
@@ -27,11 +29,11 @@ from retab_cli.errors import (
     NetworkError,
     NotFoundError,
     OutcomeUnknownError,
-    RateLimitedError,
     RetabError,
     UsageError,
     for_status,
 )
+from retab_cli.parsing import validate_id as validate_id  # re-exported: callers import it here
 from retab_cli.urls import is_loopback
 
 # httpx imports its own command line (click, rich, pygments: ~50 ms) when click happens
@@ -55,7 +57,8 @@ MAX_RETRY_AFTER = 60.0
 MAX_BODY = 64 * 1024 * 1024
 MAX_IN_FLIGHT = 16
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# What a header can carry as-is: printable ASCII without spaces.
+_SENDABLE_KEY = re.compile(r"[!-~]+")
 
 Log = Callable[[str], None]
 
@@ -69,19 +72,26 @@ USER_AGENT = (
 )
 
 
-def validate_id(value: str) -> str:
-    """Refuse ids that could change the URL they are put in (DESIGN §5)."""
-    if not _ID.fullmatch(value):
-        shown = value if value.isprintable() and len(value) <= 80 else repr(value[:80])
-        raise UsageError(
-            f"invalid partition id {shown}: ids are 1-128 characters of A-Z a-z 0-9 _ -",
-            partition_id=None,
-        )
-    return value
-
-
 def mask_key(key: str) -> str:
     return f"{key[:3]}...{key[-4:]}" if len(key) >= 12 else "****"
+
+
+def mask_copies(text: str, key: str) -> str:
+    """`text` with every copy of `key` masked; copies that overlap (a server repeating the
+    key with shared characters) are masked as one, so no copy survives around a mask."""
+    spans: list[list[int]] = []  # [start, end) of the copies, overlapping ones merged
+    start = text.find(key)
+    while start != -1:
+        if spans and start < spans[-1][1]:
+            spans[-1][1] = start + len(key)
+        else:
+            spans.append([start, start + len(key)])
+        start = text.find(key, start + 1)
+    shown, last = [], 0
+    for begin, end in spans:
+        shown += [text[last:begin], mask_key(key)]
+        last = end
+    return "".join(shown) + text[last:]
 
 
 @dataclass
@@ -101,32 +111,60 @@ class _Attempt:
     retry: bool
     delay: float | None = None
     maybe_applied: bool = False
+    server_delay: bool = False  # the delay is the server's (Retry-After), not our backoff
+
+
+# What a request's success body must be: any JSON, a JSON object, or nothing (DELETE).
+Expect = Literal["json", "object", "nothing"]
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """One request as the retry loop sends it: what goes out, and how hard to try."""
+
+    method: str
+    path: str
+    params: dict[str, Any] | None
+    content: bytes | None
+    headers: Mapping[str, str]
+    attempts: int
+    attempt_timeout: float  # each attempt's whole-request deadline
+    window: float  # seconds from the start within which a retry may begin
+    # The window bounds the whole operation: each attempt gets only what is left of it
+    # (a caller's own timeout, e.g. a synchronous create's --timeout).
+    hard_deadline: bool
+    mutating: bool
+    expect: Expect
+    on_retry: Callable[[_Attempt], None] | None
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds the server asked us to wait (retry-after-ms, Retry-After secs or date)."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
+    ms = _finite(headers.get("retry-after-ms"))
+    if ms is not None:
+        return max(0.0, ms / 1000)
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _finite(value)
+    if seconds is not None:
+        return max(0.0, seconds)
     import email.utils  # only for the rare HTTP-date form
 
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when is None:
-        return None
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+def _finite(text: str | None) -> float | None:
+    """A header's number, or None when absent, not a number, NaN or infinite."""
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def backoff(attempt: int) -> float:
@@ -136,41 +174,59 @@ def backoff(attempt: int) -> float:
 
 
 def decode_json(body: bytes) -> Any:
-    """Strict JSON: NaN/Infinity, huge numbers and deep nesting are unusable, not crashes."""
+    """Strict JSON: NaN/Infinity, numbers too big for a float (1e400), huge integers and
+    deep nesting are unusable (ValueError, RecursionError), never crashes later: the JSON
+    output could not write them back as standard JSON."""
 
     def reject(name: str) -> Any:
         raise ValueError(f"non-standard JSON constant {name}")
 
-    return json.loads(body, parse_constant=reject)
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError("a number out of range")
+        return value
+
+    return json.loads(body, parse_constant=reject, parse_float=finite)
 
 
-def error_message(payload: Any, status: int, reason: str) -> tuple[str, str | None]:
-    """The API's message from any of its three error shapes, and its code if any."""
+def error_message(payload: Any, status: int, reason: str) -> str:
+    """The API's message from any of its error shapes, else the HTTP status line."""
     detail = payload.get("detail") if isinstance(payload, dict) else None
     if isinstance(detail, str) and detail:
-        return detail, None
-    if isinstance(detail, dict):
-        message = str(detail.get("message") or detail.get("code") or "")
-        code = detail.get("code")
-        return message or f"HTTP {status} {reason}", str(code) if code else None
-    if isinstance(detail, list) and detail:
-        parts = []
-        for item in detail[:3]:
-            if isinstance(item, dict):
-                loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
-                msg = str(item.get("msg", "invalid"))
-                parts.append(f"{loc}: {msg}" if loc else msg)
-        more = f" (+{len(detail) - 3} more)" if len(detail) > 3 else ""
-        return "; ".join(parts) + more, None
+        return detail
+    if isinstance(detail, dict) and (detail.get("message") or detail.get("code")):
+        return str(detail.get("message") or detail.get("code"))
+    if isinstance(detail, list) and (message := _validation_message(detail)):
+        return message
     if isinstance(payload, dict):
         for key in ("message", "error"):
             if isinstance(payload.get(key), str):
-                return str(payload[key]), None
-    return f"HTTP {status} {reason}".rstrip(), None
+                return str(payload[key])
+    return f"HTTP {status} {reason}".rstrip()
+
+
+def _validation_message(detail: list[Any]) -> str:
+    """FastAPI's 422 list: the first three problems, each `field: message` ("" when no
+    item is a problem at all). A server's odd shapes must not break the error line."""
+    problems = [item for item in detail if isinstance(item, dict)]
+    parts = []
+    for item in problems[:3]:
+        loc = item.get("loc")
+        where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
+        msg = str(item.get("msg") or "invalid")
+        parts.append(f"{where}: {msg}" if where else msg)
+    more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(parts) + more if parts else ""
 
 
 class Client:
-    """An async client for the partitions API. Use as `async with Client(...) as c`."""
+    """An async client for the partitions API. Use as `async with Client(...) as c`.
+
+    `clock` and `sleep` are the monotonic clock and the sleep of the event loop the
+    client runs on (per-attempt deadlines use the loop's timers); `wall` is the time
+    of day, for Retry-After dates. Tests pass fakes for all three.
+    """
 
     def __init__(
         self,
@@ -183,33 +239,26 @@ class Client:
         request_timeout: float = REQUEST_TIMEOUT,
         max_attempts: int = MAX_ATTEMPTS,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        if not _SENDABLE_KEY.fullmatch(api_key):
+            # httpx would fail to encode it (a traceback) or send a broken header.
+            raise UsageError("the API key has characters that cannot be sent in a header "
+                             "(spaces, control or non-ASCII characters); it is not shown")
         self.base_url = base_url
         self._key = api_key
-        self.budget = budget or Budget()
+        self.budget = budget if budget is not None else Budget(clock=clock, sleep=sleep)
         self._notice = notice
         self._debug = debug
         self.request_timeout = request_timeout
         self.max_attempts = max_attempts
+        self._clock = clock
+        self._sleep = sleep
+        self._wall = wall
         self._inflight = asyncio.Semaphore(MAX_IN_FLIGHT)
-        host = urllib.parse.urlsplit(base_url).hostname or ""
-        loopback = is_loopback(host)
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Api-Key": api_key,
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
-            follow_redirects=False,
-            # Loopback is never proxied and needs no CA bundle (loading one costs ~20 ms).
-            trust_env=not loopback,
-            verify=not (loopback and base_url.startswith("http://")),
-            timeout=httpx.Timeout(request_timeout, connect=min(10.0, request_timeout)),
-            transport=transport,
-            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=16),
-        )
+        self._http = _http_client(base_url, api_key, request_timeout, transport)
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, api_key={mask_key(self._key)!r})"
@@ -225,13 +274,15 @@ class Client:
 
     def mask(self, text: str) -> str:
         """Mask the key wherever it appears, even when a server echoes it back."""
-        return text.replace(self._key, mask_key(self._key)) if self._key else text
+        return mask_copies(text, self._key)
 
     # ---- endpoints -------------------------------------------------------------
 
     async def create(
         self, body: dict[str, Any], *, idempotency_key: str, timeout: float | None = None
     ) -> ApiResult:
+        """`timeout` bounds the whole create, retries and waits included (a synchronous
+        create's --timeout); without it, each attempt gets `request_timeout`."""
         return await self.request(
             "POST",
             "/v1/partitions",
@@ -239,6 +290,7 @@ class Client:
             headers={"Idempotency-Key": idempotency_key},
             timeout=timeout,
             mutating=True,
+            expect="object",
         )
 
     async def get(
@@ -250,6 +302,7 @@ class Client:
             params={"include_output": "true" if include_output else "false"},
             partition_id=partition_id,
             attempts=attempts,
+            expect="object",
         )
 
     async def list(self, params: Mapping[str, str | int]) -> ApiResult:
@@ -268,7 +321,8 @@ class Client:
 
     async def cancel(self, partition_id: str) -> ApiResult:
         return await self.request(
-            "POST", f"/v1/partitions/{_quote(partition_id)}/cancel", partition_id=partition_id
+            "POST", f"/v1/partitions/{_quote(partition_id)}/cancel", partition_id=partition_id,
+            expect="object",
         )
 
     async def delete(self, partition_id: str) -> ApiResult:
@@ -279,7 +333,7 @@ class Client:
                 "DELETE",
                 f"/v1/partitions/{_quote(partition_id)}",
                 partition_id=partition_id,
-                expect_json=False,
+                expect="nothing",
                 on_retry=lambda attempt: uncertain.append(attempt.maybe_applied),
             )
         except NotFoundError as exc:
@@ -301,138 +355,160 @@ class Client:
         timeout: float | None = None,
         attempts: int | None = None,
         mutating: bool = False,
-        expect_json: bool = True,
+        expect: Expect = "json",
         on_retry: Callable[[_Attempt], None] | None = None,
     ) -> ApiResult:
         """Send with retries (DESIGN §5) and return the decoded body or raise a typed error.
 
-        Every error raised names `partition_id`, whatever stage it came from.
+        `timeout` bounds the whole operation; without it each attempt has `request_timeout`
+        and retries start within the retry window. Every error raised names `partition_id`,
+        whatever stage it came from, and has the key masked in everything it shows.
         """
-        try:
-            return await self._retrying(method, path, params, json_body, headers, timeout,
-                                        attempts, mutating, expect_json, on_retry)
-        except RetabError as exc:
-            exc.partition_id = exc.partition_id or partition_id
-            raise
-
-    async def _retrying(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None,
-        json_body: Any,
-        headers: dict[str, str] | None,
-        timeout: float | None,
-        attempts: int | None,
-        mutating: bool,
-        expect_json: bool,
-        on_retry: Callable[[_Attempt], None] | None,
-    ) -> ApiResult:
-        limit = attempts or self.max_attempts
-        attempt_timeout = timeout or self.request_timeout
-        started = time.monotonic()
+        _check_sendable(params, headers)
         content = _encode(json_body) if json_body is not None else None
         send_headers = dict(headers or {})
         if content is not None:
             send_headers["Content-Type"] = "application/json"
-        for number in range(1, limit + 1):
+        per_attempt = timeout if timeout is not None else self.request_timeout
+        spec = RequestSpec(
+            method, path, params, content, send_headers,
+            attempts=attempts or self.max_attempts,
+            attempt_timeout=per_attempt,
+            window=timeout if timeout is not None else max(RETRY_WINDOW, per_attempt),
+            hard_deadline=timeout is not None,
+            mutating=mutating, expect=expect, on_retry=on_retry,
+        )
+        try:
+            return await self._retrying(spec)
+        except RetabError as exc:
+            exc.partition_id = exc.partition_id or partition_id
+            exc.message = self.mask(exc.message)  # request ids are masked as they arrive
+            raise
+
+    async def _retrying(self, spec: RequestSpec) -> ApiResult:
+        started = self._clock()
+        for number in itertools.count(1):  # _stop_reason ends it at spec.attempts
             await self.budget.acquire()
-            outcome = await self._attempt(
-                method, path, params, content, send_headers, attempt_timeout, expect_json
-            )
+            left = spec.window - (self._clock() - started)
+            outcome = await self._attempt(spec, left if spec.hard_deadline else spec.attempt_timeout)
             if isinstance(outcome, ApiResult):
                 return outcome
-            if on_retry:
-                on_retry(outcome)
+            if spec.on_retry:
+                spec.on_retry(outcome)
             delay = outcome.delay if outcome.delay is not None else backoff(number)
-            window = max(RETRY_WINDOW, attempt_timeout)
-            last = number == limit or time.monotonic() - started + delay > window
-            if not outcome.retry or last:
-                raise self._final(outcome, mutating, number)
-            self._notice(
-                f"retrying {method} {self._path_for_humans(path)} in {delay:.1f}s "
-                f"(attempt {number + 1}/{limit}): {outcome.error.message}"
-            )
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+            stop = self._stop_reason(outcome, spec, number, self._clock() - started + delay)
+            if stop is not None:
+                raise self._final(outcome, spec.mutating, stop)
+            self._notice(self.mask(
+                f"retrying {spec.method} {urllib.parse.unquote(spec.path)} in {delay:.1f}s "
+                f"(attempt {number + 1}/{spec.attempts}): {outcome.error.message}"
+            ))
+            await self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover: count() never ends
 
-    def _final(self, outcome: _Attempt, mutating: bool, attempts: int) -> RetabError:
+    @staticmethod
+    def _stop_reason(outcome: _Attempt, spec: RequestSpec, number: int, resume_at: float) -> str | None:
+        """Why this failure ends the request ("" when it says so itself), or None to retry."""
+        if not outcome.retry:
+            return ""
+        if number >= spec.attempts:
+            return f"gave up after {number} attempts" if number > 1 else ""
+        if resume_at <= spec.window:
+            return None
+        if outcome.server_delay:
+            return (f"the server asked to wait {outcome.delay:g} s, beyond the "
+                    f"{spec.window:g} s request window")
+        return f"gave up after {_attempts(number)}: the {spec.window:g} s request window is spent"
+
+    @staticmethod
+    def _final(outcome: _Attempt, mutating: bool, reason: str) -> RetabError:
         error = outcome.error
-        if attempts > 1 and outcome.retry:
-            error.message = f"{error.message} (gave up after {attempts} attempts)"
+        if reason:
+            error.message = f"{error.message} ({reason})"
         if mutating and outcome.maybe_applied:
-            unknown = OutcomeUnknownError(
+            return OutcomeUnknownError(
                 f"the outcome is unknown: {error.message}",
                 status=error.status,
                 request_id=error.request_id,
             )
-            return unknown
         return error
 
-    async def _attempt(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None,
-        content: bytes | None,
-        headers: dict[str, str],
-        timeout: float,
-        expect_json: bool,
-    ) -> ApiResult | _Attempt:
-        sent_at = time.monotonic()
+    async def _attempt(self, spec: RequestSpec, timeout: float) -> ApiResult | _Attempt:
+        sent_at = self._clock()
         try:
-            async with self._inflight, asyncio.timeout(timeout):
-                request = self._http.build_request(
-                    method, path, params=params, content=content, headers=headers
-                )
-                response = await self._http.send(request, stream=True)
-                try:
-                    body = await _read_capped(response)
-                finally:
-                    await response.aclose()
+            response, body = await self._exchange(spec, timeout)
         except _TooLarge:
-            return _Attempt(BadResponseError("unusable response: body over 64 MiB"), retry=False)
+            return _Attempt(BadResponseError(f"unusable response: body over {MAX_BODY >> 20} MiB"),
+                            retry=False)
         except TimeoutError:
-            self._log_debug(method, path, None, sent_at, None)
-            return _Attempt(
-                NetworkError(f"no complete response within {timeout:g}s"),
-                retry=True,
-                maybe_applied=True,
-            )
+            self._log_debug(spec, None, sent_at, None)
+            # Past a caller's own deadline there is no time left to retry in.
+            within = spec.window if spec.hard_deadline else timeout
+            return _Attempt(NetworkError(f"no complete response within {within:g}s"),
+                            retry=not spec.hard_deadline, maybe_applied=True)
+        except httpx.DecodingError as exc:  # a corrupt gzip/deflate body: it may read next time
+            self._log_debug(spec, None, sent_at, None)
+            host = urllib.parse.urlsplit(self.base_url).netloc
+            return _Attempt(BadResponseError(f"unusable response from {host}: {_short(exc)}"),
+                            retry=True, maybe_applied=True)
         except httpx.TransportError as exc:
-            self._log_debug(method, path, None, sent_at, None)
-            connect = isinstance(exc, httpx.ConnectError)
-            hint = (f"is {self.base_url} the right API? set it with --base-url or "
-                    "RETAB_API_BASE_URL") if connect else None
-            return _Attempt(
-                NetworkError(self.mask(_describe_transport(exc, self.base_url)), hint=hint),
-                retry=True,
-                maybe_applied=not connect,
-            )
+            self._log_debug(spec, None, sent_at, None)
+            return self._transport_failure(exc)
         request_id = response.headers.get("x-request-id")
-        self._log_debug(method, path, response.status_code, sent_at, request_id)
+        request_id = self.mask(request_id) if request_id is not None else None
+        self._log_debug(spec, response.status_code, sent_at, request_id)
         if 200 <= response.status_code < 300:
-            return self._success(response, body, request_id, expect_json)
+            return self._success(response, body, request_id, spec.expect)
         return self._failure(response, body, request_id)
 
-    def _success(
-        self, response: httpx.Response, body: bytes, request_id: str | None, expect_json: bool
-    ) -> ApiResult:
+    async def _exchange(self, spec: RequestSpec, timeout: float) -> tuple[httpx.Response, bytes]:
+        """One request and its whole body, within `timeout` seconds."""
+        async with self._inflight, asyncio.timeout(timeout):
+            request = self._http.build_request(
+                spec.method, spec.path, params=spec.params, content=spec.content,
+                headers=dict(spec.headers),
+                # httpx's own per-read timeout must not cut a longer caller's deadline short.
+                timeout=_timeouts(max(timeout, 0.001)) if spec.hard_deadline else httpx.USE_CLIENT_DEFAULT,
+            )
+            response = await self._http.send(request, stream=True)
+            try:
+                return response, await _read_capped(response)
+            finally:
+                await response.aclose()
+
+    def _transport_failure(self, exc: httpx.TransportError) -> _Attempt:
+        connect = isinstance(exc, httpx.ConnectError)
+        hint = (f"is {self.base_url} the right API? set it with --base-url or "
+                "RETAB_API_BASE_URL") if connect else None
+        return _Attempt(
+            NetworkError(_describe_transport(exc, self.base_url), hint=hint),
+            retry=True,
+            maybe_applied=not connect,  # nothing was sent when the connection failed
+        )
+
+    @staticmethod
+    def _success(response: httpx.Response, body: bytes, request_id: str | None,
+                 expect: Expect) -> ApiResult:
         replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
-        if not expect_json or response.status_code == 204 or not body:
-            if expect_json and response.status_code != 204:
-                raise BadResponseError("unusable response: empty body", request_id=request_id)
-            return ApiResult(None, response.status_code, request_id, replayed)
+        status = response.status_code
+        if expect == "nothing":
+            return ApiResult(None, status, request_id, replayed)
+        if status == 204 or not body:
+            what = "expected an object" if expect == "object" else "empty body"
+            raise BadResponseError(f"unusable response: {what}", request_id=request_id, status=status)
         try:
             data = decode_json(body)
         except (ValueError, RecursionError, UnicodeDecodeError):
             kind = response.headers.get("content-type", "unknown type").split(";")[0]
             raise BadResponseError(
-                f"unusable response: HTTP {response.status_code} body is not valid JSON ({kind})",
+                f"unusable response: HTTP {status} body is not valid JSON ({kind})",
                 request_id=request_id,
-                status=response.status_code,
+                status=status,
             ) from None
-        return ApiResult(data, response.status_code, request_id, replayed)
+        if expect == "object" and not isinstance(data, dict):
+            raise BadResponseError("unusable response: expected an object",
+                                   request_id=request_id, status=status)
+        return ApiResult(data, status, request_id, replayed)
 
     def _failure(self, response: httpx.Response, body: bytes, request_id: str | None) -> _Attempt:
         status = response.status_code
@@ -441,48 +517,101 @@ class Client:
         except (ValueError, RecursionError, UnicodeDecodeError):
             payload = None
         if payload is None and 300 <= status < 400:
-            where = response.headers.get("location", "?")
+            where = response.headers.get(_LOCATION, "?")
             message = f"HTTP {status} redirect to {where} (not followed)"
         else:
-            message, _code = error_message(payload, status, response.reason_phrase)
-        error_type = for_status(status)
-        error = error_type(self.mask(message), status=status, request_id=request_id)
+            message = error_message(payload, status, response.reason_phrase)
+        error = for_status(status)(message, status=status, request_id=request_id)
         if status not in RETRY_STATUSES:
             return _Attempt(error, retry=False)
-        wait = parse_retry_after(response.headers)
+        wait = parse_retry_after(response.headers, now=self._wall())
         if status == 429:
             self.budget.on_rate_limited(wait)
         if wait is not None and wait > MAX_RETRY_AFTER:
-            error = RateLimitedError(
-                f"{error.message}: the server asks to wait {wait:.0f}s; not waiting that long",
-                status=status, request_id=request_id,
-            )
+            error.message = (f"{message} (the server asked to wait {wait:g} s; the tool waits "
+                             f"at most {MAX_RETRY_AFTER:g} s)")
             return _Attempt(error, retry=False)
-        return _Attempt(error, retry=True, delay=wait, maybe_applied=status not in (429, 503))
+        return _Attempt(error, retry=True, delay=wait, server_delay=wait is not None,
+                        maybe_applied=status not in (429, 503))
 
     def _log_debug(
-        self, method: str, path: str, status: int | None, sent_at: float, request_id: str | None
+        self, spec: RequestSpec, status: int | None, sent_at: float, request_id: str | None
     ) -> None:
         if self._debug is None:
             return
-        elapsed = (time.monotonic() - sent_at) * 1000
+        elapsed = (self._clock() - sent_at) * 1000
         shown = status if status is not None else "no response"
         rid = f" request_id={request_id}" if request_id else ""
-        self._debug(
-            self.mask(f"debug: {method} {self.base_url}{path} -> {shown} ({elapsed:.0f} ms){rid}")
-        )
+        self._debug(self.mask(
+            f"debug: {spec.method} {self.base_url}{spec.path} -> {shown} ({elapsed:.0f} ms){rid}"
+        ))
 
-    @staticmethod
-    def _path_for_humans(path: str) -> str:
-        return urllib.parse.unquote(path)
+
+def _attempts(number: int) -> str:
+    return f"{number} attempt" if number == 1 else f"{number} attempts"
+
+
+# Where a redirect's Location is kept: under its own name httpx would parse it to build
+# the next request (never sent) and raise on one that does not parse.
+_LOCATION = "x-retab-location"
+
+
+async def _hide_location(response: httpx.Response) -> None:
+    if "location" in response.headers:
+        response.headers[_LOCATION] = response.headers.pop("location")
+
+
+def _timeouts(seconds: float) -> httpx.Timeout:
+    return httpx.Timeout(seconds, connect=min(10.0, seconds))
+
+
+def _http_client(base_url: str, api_key: str, request_timeout: float,
+                 transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    loopback = is_loopback(urllib.parse.urlsplit(base_url).hostname or "")
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={
+            "Authorization": f"Bearer {api_key}",
+            "Api-Key": api_key,
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        },
+        follow_redirects=False,
+        event_hooks={"response": [_hide_location]},
+        # Loopback is never proxied and needs no CA bundle (loading one costs ~20 ms).
+        trust_env=not loopback,
+        verify=not (loopback and base_url.startswith("http://")),
+        timeout=_timeouts(request_timeout),
+        transport=transport,
+        limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
+    )
 
 
 def _quote(partition_id: str) -> str:
     return urllib.parse.quote(validate_id(partition_id), safe="")
 
 
+def _check_sendable(params: Mapping[str, Any] | None, headers: Mapping[str, str] | None) -> None:
+    """Refuse what httpx could not encode (a traceback otherwise): a query value that is not
+    valid text (argv holds a non-UTF-8 byte as a lone surrogate), a header that is not ASCII."""
+    for name, value in (params or {}).items():
+        try:
+            str(value).encode()
+        except UnicodeEncodeError:
+            raise UsageError(
+                f"cannot send {name}: it is not valid text (a byte that is not UTF-8?)"
+            ) from None
+    for name, value in (headers or {}).items():
+        if not value.isascii() or not value.isprintable():
+            raise UsageError(f"cannot send the {name} header: only printable ASCII goes in a header")
+
+
 def _encode(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+    try:
+        text = json.dumps(body, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    except (ValueError, TypeError) as exc:  # NaN, or a value JSON has no form for
+        raise UsageError(f"cannot send the request: {exc}") from None
+    return text.encode()
 
 
 class _TooLarge(Exception):
@@ -511,8 +640,6 @@ def _describe_transport(exc: httpx.TransportError, base_url: str) -> str:
         return f"timed out talking to {host}"
     if isinstance(exc, httpx.RemoteProtocolError):
         return f"the connection to {host} broke mid-response: {_short(exc)}"
-    if isinstance(exc, httpx.DecodingError):
-        return f"unreadable response from {host}: {_short(exc)}"
     return f"network error talking to {host}: {_short(exc)}"
 
 

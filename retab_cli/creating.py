@@ -3,20 +3,22 @@
 `CreateOptions` is what every run of one invocation shares (`create` now, `batch`
 next); `DocumentSource` says where the documents come from; `send_creates` posts one
 request per document (bounded by count and by bytes in flight, one Idempotency-Key
-each, results in input order); `rerun` is the ready command that retries one document
-without creating a duplicate run.
+each, results in input order); `Creates` is one invocation's sends and what came back,
+and `report_unfinished` what a stop left undone; `rerun` is the ready command that
+retries one document without creating a duplicate run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from retab_cli.errors import OutcomeUnknownError, RetabError, UsageError
+from retab_cli import errors
+from retab_cli.errors import BadResponseError, OutcomeUnknownError, RetabError, UsageError
 
 if TYPE_CHECKING:
-    from retab_cli.bulk import Outcome
+    from retab_cli.bulk import Ledger, Outcome, Reporter, Tally
     from retab_cli.client import Client
     from retab_cli.documents import Document
 
@@ -134,13 +136,88 @@ class DocumentSource:
         return [from_path(f, filename=name, mime_type=mime, warn=warn) for f in files]
 
 
-def check_idempotency_key(key: str | None, documents: int) -> None:
+@dataclass(frozen=True)
+class Plan:
+    """One invocation, checked: the shared options, the documents and their keys."""
+
+    options: CreateOptions
+    documents: list[Document]
+    keys: list[str]  # one Idempotency-Key per document, reused on every retry
+    deadline: float | None
+    wait: bool
+
+    @classmethod
+    def make(cls, options: CreateOptions, documents: list[Document], *,
+             idempotency_key: str | None, deadline: float | None, wait: bool) -> Plan:
+        import secrets
+
+        _check_idempotency_key(idempotency_key, len(documents))
+        keys = [idempotency_key or secrets.token_hex(16) for _ in documents]
+        return cls(options, documents, keys, deadline, wait)
+
+
+def _check_idempotency_key(key: str | None, documents: int) -> None:
     if key is None:
         return
     if documents != 1:
         raise UsageError("--idempotency-key needs a single document")
     if not key.strip() or not key.isprintable():
         raise UsageError("--idempotency-key must be printable and not empty")
+
+
+@dataclass
+class Creates:
+    """One invocation's creates as they are sent: as the answers come, the runs and their
+    exit codes (`tally`) and where every document stands (`ledger`), so a stop (an
+    interrupt, a closed stdout) can say what was created and how to retry the rest."""
+
+    plan: Plan
+    ledger: Ledger = field(init=False)
+    tally: Tally = field(init=False)
+
+    def __post_init__(self) -> None:
+        from retab_cli.bulk import Ledger, Tally
+
+        self.ledger = Ledger(range(len(self.plan.documents)))
+        self.tally = Tally()
+
+    @property
+    def single(self) -> bool:
+        return len(self.plan.documents) == 1
+
+    async def send(self, client: Client, out: Reporter, *,
+                   each: Callable[[dict[str, Any]], None] | None = None,
+                   advance: Callable[[str], None] | None = None) -> None:
+        """Send every create: each failure reported through `out` (naming its document,
+        with the safe retry when its outcome is unknown), each run kept and, in input
+        order, given to `each`. A synchronous create is bounded whole by the plan's
+        deadline (DEFAULT_SYNC_TIMEOUT without one)."""
+        plan, tally = self.plan, self.tally
+        tally.report = out.error
+
+        def emit(outcome: Outcome) -> None:
+            if outcome.error is not None:
+                index = outcome.item
+                explain_failure(outcome.error, plan.options, plan.documents[index],
+                                plan.keys[index], plan.wait)
+                tally.failed(outcome.error)
+                return
+            tally.values.append(outcome.value)
+            if not plan.options.background:
+                tally.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
+            if each is not None:
+                each(outcome.value)
+
+        sync = None if plan.options.background else (plan.deadline or DEFAULT_SYNC_TIMEOUT)
+        await send_creates(client, plan.options, plan.documents, plan.keys, emit,
+                           ledger=self.ledger, advance=advance, timeout=sync)
+
+    def report_stop(self, out: Reporter, why: str, *, ids_shown: bool) -> None:
+        """`report_unfinished`, naming the runs created unless stdout showed them."""
+        ids = [] if ids_shown else [str(v.get("id")) for v in self.tally.values]
+        plan = self.plan
+        report_unfinished(out, plan.options, plan.documents, plan.keys, self.ledger,
+                          wait=plan.wait, why=why, created=ids)
 
 
 def dry_run_requests(options: CreateOptions, documents: Sequence[Document],
@@ -160,9 +237,12 @@ def dry_run_requests(options: CreateOptions, documents: Sequence[Document],
 
 async def send_creates(client: Client, options: CreateOptions, documents: Sequence[Document],
                        keys: Sequence[str], emit: Callable[[Outcome], None], *,
-                       answered: set[int], advance: Callable[[str], None] | None = None) -> None:
+                       ledger: Ledger, advance: Callable[[str], None] | None = None,
+                       timeout: float | None = None) -> None:
     """One create per document; `emit` gets each outcome (its item is the document's
-    index) in input order, `answered` the indexes the server answered."""
+    index) in input order. `ledger` (over the indexes) says, if it stops early, which
+    creates were answered, in flight or never sent. `timeout` bounds each create whole,
+    its retries included (a synchronous create's --timeout)."""
     import asyncio
 
     from retab_cli.bulk import ByteBudget, ordered
@@ -173,21 +253,87 @@ async def send_creates(client: Client, options: CreateOptions, documents: Sequen
         document = documents[index]
         async with in_flight.hold(document.size or 0):
             body = await asyncio.to_thread(options.body, document)
-            result = await client.create(body, idempotency_key=keys[index])
-        answered.add(index)
+            result = await client.create(body, idempotency_key=keys[index], timeout=timeout)
         if advance:
             advance(document.filename)
-        data: dict[str, Any] = result.data
-        return data
+        return _run_of(result.data, result.request_id)
 
-    await ordered(list(range(len(documents))), one, emit, limit=UPLOADS_AT_ONCE)
+    await ordered(ledger.items, one, emit, limit=UPLOADS_AT_ONCE, ledger=ledger)
+
+
+def _run_of(data: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    """The run a create answered (an object: the client checks), or, when it has no id
+    this tool can watch or name again, that document's own failure."""
+    from retab_cli.client import validate_id
+
+    run_id = data.get("id")
+    try:
+        validate_id(run_id if isinstance(run_id, str) else "")
+    except UsageError:
+        raise BadResponseError("unusable response: the partition object has no valid id",
+                               request_id=request_id) from None
+    return data
+
+
+def report_unfinished(out: Reporter, options: CreateOptions, documents: Sequence[Document],
+                      keys: Sequence[str], ledger: Ledger, *, wait: bool, why: str,
+                      created: Sequence[str] = ()) -> None:
+    """After a stop (interrupt, closed stdout): how many runs were created, then the safe
+    re-run command of every document whose create was in flight (outcome unknown) or
+    never sent. `created`: the ids, when stdout could not show them. Longer lists go to
+    a private file, a script that runs the commands (the ids in comments)."""
+    from retab_cli.bulk import DONE, FAILED, HINT_IDS, IN_FLIGHT, NOT_SENT, save_private
+
+    counts = [(len(ledger.indexes(FAILED)), "failed"),
+              (len(ledger.indexes(IN_FLIGHT)), "outcome unknown (in flight)"),
+              (len(ledger.indexes(NOT_SENT)), "not sent")]
+    out.warn(f"{why}: created {len(ledger.indexes(DONE))} of {len(documents)} run(s)"
+             + "".join(f"; {n} {what}" for n, what in counts if n))
+    if created:
+        out.warn(f"  created ({len(created)}): " + " ".join(created[:HINT_IDS])
+                 + (" …" if len(created) > HINT_IDS else ""))
+    commands = counts[1][0] + counts[2][0]
+    lines = _rerun_lines(options, documents, keys, ledger, wait)
+    if lines:
+        out.warn(f"{why} before every create was answered; to retry safely (no duplicate "
+                 "runs):")
+    if commands <= HINT_IDS and len(created) <= HINT_IDS:
+        for line in lines:
+            out.warn(f"  {line}")
+        return
+    script = [f"# retab partitions create, {why}", *(f"# created: {i}" for i in created),
+              *lines]
+    saved = save_private("\n".join(script) + "\n", prefix="create-stopped-")
+    if saved is None:  # no file to point at: everything on stderr, then
+        for line in lines:
+            out.warn(f"  {line}")
+    elif commands:
+        out.warn(f"  sh {saved}   (a private file: the {commands} command(s) and the ids "
+                 "created)")
+    else:
+        out.warn(f"  every id created: {saved}")
+
+
+def _rerun_lines(options: CreateOptions, documents: Sequence[Document], keys: Sequence[str],
+                 ledger: Ledger, wait: bool) -> list[str]:
+    """The re-run commands of the creates not answered, under a # comment per kind."""
+    from retab_cli.bulk import IN_FLIGHT, NOT_SENT
+
+    lines = []
+    for label, state in (("outcome unknown, in flight", IN_FLIGHT), ("not sent", NOT_SENT)):
+        todo = ledger.indexes(state)
+        if todo:
+            lines.append(f"# {label} ({len(todo)})")
+            lines.extend(options.rerun(documents[i], keys[i], wait) for i in todo)
+    return lines
 
 
 def explain_failure(error: RetabError, options: CreateOptions, document: Document, key: str,
                     wait: bool) -> None:
     """Name the document in the error and, when the outcome is unknown, the safe retry."""
     error.file = document.label if document.label != "data URL" else document.filename
-    if isinstance(error, OutcomeUnknownError):
+    # A 200 that is not a run may still have started one: the key makes a retry safe.
+    if isinstance(error, OutcomeUnknownError | BadResponseError):
         error.hint = ("retry safely (no duplicate run) with: "
                       + options.rerun(document, key, wait))
     if not error.message.startswith(document.filename):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from retab_cli.errors import BadResponseError, UsageError
-from retab_cli.parsing import parse_day, parse_time
+from retab_cli.parsing import choose, parse_bound, parse_time, window_end, window_start
 from retab_cli.statuses import KNOWN_STATUSES
 
 if TYPE_CHECKING:
@@ -31,6 +32,28 @@ class ListQuery:
     after: str | None = None
     before: str | None = None
     limit: int | None = 20  # None = all
+    # Exact created_at bounds (--since 2h, an RFC 3339 time): the API filters whole days
+    # (from_date/to_date), so the tool drops what lies outside them.
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def window(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+        """The items inside the exact bounds, and whether the page reached past the bound
+        the order moves away from (nothing further can match)."""
+        if self.created_from is None and self.created_to is None:
+            return items, False
+        kept, past = [], False
+        for item in items:
+            when = parse_time(item.get("created_at"))
+            if when is None:  # cannot tell: the server's day filter admitted it
+                kept.append(item)
+            elif self.created_from and when < self.created_from:
+                past = past or self.order == "desc"
+            elif self.created_to and when > self.created_to:
+                past = past or self.order == "asc"
+            else:
+                kept.append(item)
+        return kept, past
 
     def params(self, status: str | None, page_size: int) -> dict[str, str | int]:
         params: dict[str, str | int] = {"limit": page_size, "order": self.order}
@@ -48,28 +71,27 @@ def build_query(status: list[str] | None, filename: str | None, since: str | Non
                 before: str | None = None, limit: int | None = 20) -> ListQuery:
     from retab_cli.client import validate_id
 
-    statuses = list(dict.fromkeys(status or []))
-    for value in statuses:
-        if value not in KNOWN_STATUSES:
-            raise UsageError(f"invalid --status {value!r}: choose from {', '.join(KNOWN_STATUSES)}")
-    if order not in ("asc", "desc"):
-        raise UsageError(f"invalid --order {order!r}: choose asc or desc")
+    statuses = list(dict.fromkeys(choose(value, KNOWN_STATUSES, "--status")
+                                  for value in status or []))
+    order = choose(order, ("asc", "desc"), "--order")
     if after and before:
         raise UsageError("--after and --before cannot be used together")
     if (after or before) and len(statuses) > 1:
         raise UsageError("several --status values cannot be combined with --after/--before")
-    start = parse_day(since, "--since") if since else None
-    end = parse_day(until, "--until") if until else None
-    if start and end and start > end:
-        raise UsageError(f"--since {start} is after --until {end}")
+    start = parse_bound(since, "--since") if since else None
+    end = parse_bound(until, "--until") if until else None
+    if start and end and window_start(start) > window_end(end):
+        raise UsageError(f"--since {since} is after --until {until}")
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1")
     return ListQuery(
         statuses=statuses, filename=filename or None,
-        from_date=start.isoformat() if start else None,
-        to_date=end.isoformat() if end else None, order=order,
+        from_date=start.day.isoformat() if start else None,
+        to_date=end.day.isoformat() if end else None, order=order,
         after=validate_id(after) if after else None,
         before=validate_id(before) if before else None, limit=limit,
+        created_from=start.moment if start else None,
+        created_to=end.moment if end else None,
     )
 
 
@@ -107,14 +129,16 @@ class PageStream:
             if cursor:
                 params["before" if backwards else "after"] = cursor
             result = await self.client.list(params)
-            items = [item for item in result.data["data"] if isinstance(item, dict)]
+            page = [item for item in result.data["data"] if isinstance(item, dict)]
+            items, past = self.query.window(page)
+            past = past and not backwards  # paging back moves toward the other bound
             meta = result.data["list_metadata"]
             nxt = meta.get("before" if backwards else "after")
             if remaining is not None:
                 items = items[:remaining]
                 remaining -= len(items)
             yield items
-            if not nxt or not items:
+            if not nxt or not page or past:
                 self.more = False
                 return
             if nxt in seen or nxt == cursor:
@@ -181,8 +205,19 @@ class Listing:
 
 
 async def snapshot_ids(client: Client, query: ListQuery) -> list[str]:
-    """Every matching id, listed once (before anything is done to them), de-duplicated."""
+    """Every matching id, listed once (before anything is done to them), de-duplicated.
+
+    An id that breaks the id rule makes the whole listing unusable: acting on the others
+    would act on a list the server garbled (`a\nprtn_b` is two ids once written down)."""
+    from retab_cli.client import validate_id
+
     ids: list[str] = []
     async for page in Listing(client, query).pages():
-        ids.extend(str(item["id"]) for item in page if "id" in item)
+        for item in page:
+            value = item.get("id")
+            try:
+                ids.append(validate_id(value if isinstance(value, str) else ""))
+            except UsageError:
+                raise BadResponseError("unusable response: the listing holds an item "
+                                       "without a valid id; nothing was done") from None
     return list(dict.fromkeys(ids))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from retab_cli import errors
 from retab_cli.errors import RetabError, UsageError
 from retab_cli.render import Renderer, isatty, parse_fields, resolve_mode
-from retab_cli.settings import GlobalOptions, Settings, color_choice, resolve
+from retab_cli.settings import GlobalOptions, Settings, color_choice, resolve, show_progress
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
@@ -27,11 +27,15 @@ OnInterrupt = Callable[[int], Coroutine[Any, Any, None]]
 class Env:
     """The global options, the renderer, and settings and client on demand."""
 
-    def __init__(self, opts: GlobalOptions | None = None, *, quiet: bool = False) -> None:
+    def __init__(self, opts: GlobalOptions | None = None, *, quiet: bool = False,
+                 creating: bool = False) -> None:
         self.opts = opts or GlobalOptions()
+        self.creating = creating  # `auth login`: the profile named may not exist yet
         color = color_choice(self.opts.color, os.environ)
-        self.renderer = Renderer("json", color=color, quiet=quiet)
+        self.renderer = Renderer("json", color=color, quiet=quiet,
+                                 progress=show_progress(self.opts.no_progress, os.environ))
         self._settings: Settings | None = None
+        self.renderer.error_listeners.append(self._forget_missing)
 
     def choose_output(self, output: str | None = None, json: bool = False,
                       quiet: bool = False, fields: str | None = None) -> None:
@@ -47,7 +51,8 @@ class Env:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = resolve(self.opts, os.environ, warn=self.renderer.warn)
+            self._settings = resolve(self.opts, os.environ, warn=self.renderer.warn,
+                                     creating=self.creating)
         return self._settings
 
     def base_url(self) -> str:
@@ -64,8 +69,18 @@ class Env:
                            base_url=base_url or self.base_url(), key=key,
                            max_attempts=max_attempts, request_timeout=request_timeout)
 
+    def _forget_missing(self, error: RetabError) -> None:
+        """A 404 for an id: shell completion stops offering it (a typo, or deleted)."""
+        if isinstance(error, errors.NotFoundError) and error.partition_id and self._settings:
+            from retab_cli.recent import forget
+
+            forget([error.partition_id], self._settings)
+
     def fail(self, error: RetabError) -> int:
         """Report an error; its exit code."""
+        if isinstance(error, NothingToDo):
+            self.renderer.info(error.message)
+            return errors.OK
         self.renderer.error(error)
         return error.exit_code
 
@@ -73,7 +88,8 @@ class Env:
             on_broken_pipe: Callable[[], int] | None = None) -> int:
         """Run a command's coroutine; every way it ends becomes an exit code."""
         from retab_cli.render import restore_cursor
-        from retab_cli.running import Interrupted, run_interruptible, silence_stdout
+        from retab_cli.render.streams import silence
+        from retab_cli.running import Interrupted, run_interruptible
 
         try:
             return run_interruptible(main, on_interrupt=on_interrupt or self._interrupted,
@@ -82,9 +98,13 @@ class Env:
             return stop.code
         except RetabError as exc:
             return self.fail(exc)
-        except BrokenPipeError:
-            silence_stdout()
-            return on_broken_pipe() if on_broken_pipe else errors.OK
+        except BrokenPipeError:  # stdout's reader went away (stderr's never ends a command)
+            silence(sys.stdout)
+            if on_broken_pipe is not None:
+                return on_broken_pipe()
+            # A read-only command ends quietly, but an error it already showed stays its
+            # code: with `2>&1 | head -1` the reader saw the error, then left.
+            return errors.worst(self.renderer.reported)
 
     async def _interrupted(self, code: int) -> None:
         if self.renderer.explicit_json:
@@ -94,6 +114,14 @@ class Env:
 
 
 # ---- input ---------------------------------------------------------------------------
+
+
+class NothingToDo(RetabError):
+    """`-` read no ids (`list -q | cancel -` with nothing listed): a note, exit 0, not an
+    error (docs/design.md §12)."""
+
+    def __init__(self) -> None:
+        super().__init__("no ids given; nothing to do", exit_code=errors.OK)
 
 
 def read_ids(args: Sequence[str], *, stdin: Any = None) -> list[str]:
@@ -113,7 +141,7 @@ def read_ids(args: Sequence[str], *, stdin: Any = None) -> list[str]:
     for value in raw:
         seen.setdefault(validate_id(value), None)
     if not seen:
-        raise UsageError("no partition ids on stdin")
+        raise NothingToDo()
     return list(seen)
 
 
@@ -121,11 +149,16 @@ def _stdin_ids(stream: Any) -> list[str]:
     if isatty(stream):
         raise UsageError("'-' reads ids from stdin, but stdin is a terminal",
                          hint="pipe ids in, e.g. retab partitions list -q | ...")
+    try:
+        text = stream.read()
+    except UnicodeDecodeError:  # a PDF piped in by mistake: not a list of ids
+        raise UsageError("'-' reads ids from stdin, but stdin is not text (not UTF-8)",
+                         hint="pipe ids in, one a line, e.g. retab partitions list -q | ...") from None
     ids = []
-    for line in stream.read().splitlines():
-        text = line.split("#", 1)[0].strip()
-        if text:
-            ids.append(text)
+    for line in text.splitlines():
+        value = line.split("#", 1)[0].strip()
+        if value:
+            ids.append(value)
     return ids
 
 

@@ -44,6 +44,7 @@ class GlobalOptions:
     max_rps: float | None = None
     debug: bool = False
     color: str | None = None
+    no_progress: bool = False
 
 
 @dataclass
@@ -428,11 +429,19 @@ def _max_rps(flag: float | None, env: Mapping[str, str]) -> float:
         except ValueError:
             raise UsageError("RETAB_MAX_RPS must be a number (0 = unlimited)") from None
     else:
-        return 5.0
+        from retab_cli.budget import DEFAULT_RATE  # the budget's own default, set once
+
+        return DEFAULT_RATE
     if not value >= 0 or value == float("inf"):
         name = "--max-rps" if flag is not None else "RETAB_MAX_RPS"
         raise UsageError(f"{name} must be a number >= 0 (0 = unlimited)")
     return value
+
+
+def show_progress(no_progress: bool, env: Mapping[str, str]) -> bool:
+    """Progress, change lines and live views on stderr: off with --no-progress or
+    RETAB_NO_PROGRESS=1 (errors and warnings print regardless)."""
+    return not (no_progress or env.get("RETAB_NO_PROGRESS", "").strip().lower() in _TRUTHY)
 
 
 def color_choice(flag: str | None, env: Mapping[str, str]) -> str:

@@ -10,7 +10,6 @@ for --cancel-on-interrupt sends the cancels first, in the same event loop.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from retab_cli import errors
 from retab_cli.statuses import TERMINAL
 
 if TYPE_CHECKING:
+    from retab_cli.bulk import Tally
     from retab_cli.client import Client
     from retab_cli.session import Env
     from retab_cli.watch import Event, RunState, Watcher
@@ -28,7 +28,7 @@ LIST_IN_HINT = 20  # ids written out in the resume/cancel commands
 LIST_STATUSES = 50  # runs listed one per line after an interrupt
 
 
-@dataclass
+@dataclass(frozen=True)
 class WatchOptions:
     timeout: float | None = None
     interval: float | None = None
@@ -61,6 +61,23 @@ async def watch_until_terminal(env: Env, client: Client, finals: list[dict[str, 
                             initial={str(f["id"]): f for f in finals if "id" in f})
 
 
+async def watch_after(env: Env, client: Client, tally: Tally, timeout: float | None, *,
+                      single: bool, session: WatchSession, any_end_ok: bool = False) -> int:
+    """`create --wait` / `cancel --wait`: watch the runs a bulk step returned; the worse
+    of the watch's exit code and the step's own."""
+    code = await watch_until_terminal(env, client, tally.values, timeout, single=single,
+                                      any_end_ok=any_end_ok, session=session)
+    return errors.worst([code, *tally.codes])
+
+
+async def report_if_watching(env: Env, session: WatchSession, code: int) -> bool:
+    """On an interrupt: the watch's report if a watch had begun (and say whether)."""
+    if session.watcher is None:
+        return False
+    await report_interrupt(env, session, cancel=False, code=code)
+    return True
+
+
 async def watch_runs(env: Env, client: Client, ids: list[str], options: WatchOptions, *,
                      initial: dict[str, dict[str, Any]] | None = None,
                      session: WatchSession | None = None) -> int:
@@ -87,7 +104,7 @@ async def watch_runs(env: Env, client: Client, ids: list[str], options: WatchOpt
 
 
 def _open_view(env: Env, watcher: Watcher) -> Any:
-    if not env.renderer.stderr_tty or env.renderer.quiet:
+    if not env.renderer.stderr_tty or env.renderer.quiet or not env.renderer.progress:
         return None
     from retab_cli.render.live import LiveView
 
@@ -121,8 +138,9 @@ class _Display:
         if event.kind == "status":
             self.failing.pop(run.id, None)
             if self.view is None:
-                renderer.info(watching.change_line(event.wall, run.id, event.old, event.new,
-                                                   event.data or run.raw, event.at - run.started))
+                renderer.progress_line(watching.change_line(
+                    event.wall, run.id, event.old, event.new, event.data or run.raw,
+                    event.at - run.started))
         elif event.kind == "retry":
             message = event.error.message if event.error else "unknown error"
             if self.view is None and self.failing.get(run.id) != message:
@@ -163,16 +181,66 @@ def _finish(env: Env, watcher: Watcher, options: WatchOptions, elapsed: float) -
         renderer.json_result(finals, single=options.single)
     elif renderer.mode == "ids":
         for run in runs:
-            renderer.line(run.id)
+            renderer.id_line(run.id)
+    elif renderer.mode == "csv" and finals:
+        renderer.partitions(finals, single=options.single)
     elif renderer.mode == "table" and finals:
         _final_table(env, finals)
     statuses = [_shown_status(run) for run in runs]
     credits = sum(watching.credits_of(run.raw) or 0.0 for run in runs)
     line = watching.summary_line(statuses, credits, elapsed)
     renderer.info(line)
+    outcome_errors(env, runs, any_end_ok=options.any_end_ok)
     if options.ci_summary and watching.in_github_actions():
         _github(env, runs, line, any_end_ok=options.any_end_ok)
-    remember(run.id for run in runs)
+    remember((run.id for run in runs), env.settings)
+
+
+_OUTCOME_ERRORS: dict[str, tuple[type[errors.RetabError], str]] = {
+    "failed": (errors.RunFailedError, "run failed"),
+    "cancelled": (errors.RunCancelledError, "run cancelled"),
+    "timeout": (errors.TimeoutExpiredError, "still running at --timeout"),
+    "still_running": (errors.TimeoutExpiredError, "still running"),
+    "not_found": (errors.NotFoundError, "not found (404)"),
+}
+
+
+def outcome_error(partition_id: str, outcome: str | None,
+                  raw: dict[str, Any] | None) -> errors.RetabError | None:
+    """The JSON error object's exception for a run that did not complete, or None: the
+    one mapping watch, create and get --exit-status share (docs/design.md §12)."""
+    from retab_cli.render import pick, watching
+
+    known = _OUTCOME_ERRORS.get(outcome or "")
+    if known is None:
+        return None
+    cls, message = known
+    detail = pick(raw, "error.message") if raw else None
+    if isinstance(detail, str) and detail:
+        message = f"{message}: {detail}"
+    return cls(message, partition_id=partition_id, file=watching.filename_of(raw) or None,
+               status=404 if outcome == "not_found" else None)
+
+
+def outcome_errors(env: Env, runs: list[RunState], *, any_end_ok: bool = False) -> None:
+    """Under explicit -o json|jsonl, one error object per run that did not complete."""
+    for run in runs:
+        if any_end_ok and run.outcome in TERMINAL:
+            continue  # cancel --wait: any end is what was asked for
+        error = outcome_error(run.id, run.outcome, run.raw)
+        if error is not None:
+            env.renderer.error_object(error)
+
+
+def status_error(env: Env, raw: dict[str, Any]) -> None:
+    """One run object's status as a JSON error object when it did not complete (get
+    --exit-status, a synchronous create)."""
+    status = raw.get("status")
+    outcome = None if status == "completed" else (
+        status if status in ("failed", "cancelled") else "still_running")
+    error = outcome_error(str(raw.get("id", "")), outcome, raw)
+    if error is not None:
+        env.renderer.error_object(error)
 
 
 def _final_table(env: Env, finals: list[dict[str, Any]]) -> None:
@@ -243,27 +311,14 @@ async def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
         if len(active) <= LIST_IN_HINT:
             renderer.warn(f"resume: retab partitions watch {' '.join(active)}")
             renderer.warn(f"cancel: retab partitions cancel {' '.join(active)}")
-        else:
-            saved = _save_ids(active)
-            renderer.warn(f"resume: retab partitions watch - < {saved}")
-            renderer.warn(f"cancel: retab partitions cancel - < {saved}")
+        else:  # too many for one line: a private file the hint can feed back
+            from retab_cli.bulk import save_private
 
-
-def _save_ids(ids: list[str]) -> str:
-    """Too many ids for one line: keep them in a private file the hint can feed back."""
-    import tempfile
-
-    from retab_cli.recent import cache_path
-
-    folder = cache_path().parent
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="interrupted-", suffix=".txt", dir=folder)
-    except OSError:
-        fd, name = tempfile.mkstemp(prefix="retab-interrupted-", suffix=".txt")
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write("\n".join(ids) + "\n")
-    return name
+            saved = save_private("\n".join(active) + "\n", prefix="interrupted-")
+            renderer.warn(f"resume: retab partitions watch - < {saved}" if saved else
+                          f"resume: retab partitions watch {' '.join(active)}")
+            renderer.warn(f"cancel: retab partitions cancel - < {saved}" if saved else
+                          f"cancel: retab partitions cancel {' '.join(active)}")
 
 
 async def cancel_active(env: Env, ids: list[str]) -> dict[str, str]:

@@ -6,7 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ from retab_cli.app import app, hoist_globals
 
 from emulator_support import Emulator
 
+NO_SERVER = "http://127.0.0.1:1"  # nothing may be sent; if it were, it would be refused at once
 SAMPLE_PDF = Path(__file__).resolve().parent.parent / "retab_cli" / "emulator" / "data" / "invoices.pdf"
 
 
@@ -86,3 +91,44 @@ class Cli:
         out = proc.stdout if isinstance(proc.stdout, str) else proc.stdout.decode()
         err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
         return Result(proc.returncode, out, err)
+
+
+def run_isolated(home: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes = b"",
+                 preexec_fn: Callable[[], None] | None = None, timeout: float = 60) -> Result:
+    """`python -m retab_cli ARGS` as a real process, with its own config and cache dirs under
+    `home`, none of the caller's RETAB_* and NO_SERVER as the base URL (no emulator needed)."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("RETAB_") and k not in ("NO_COLOR", "FORCE_COLOR")}
+    clean.update(RETAB_CONFIG_DIR=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"),
+                 RETAB_API_BASE_URL=NO_SERVER, PYTHONIOENCODING="utf-8")
+    clean.update(env or {})
+    done = subprocess.run([sys.executable, "-m", "retab_cli", *args], env=clean, input=stdin,
+                          capture_output=True, timeout=timeout, preexec_fn=preexec_fn)
+    return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+@contextmanager
+def http_stub(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A loopback HTTP server answering with `handler` while the block runs; its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: bytes,
+              headers: dict[str, str] | None = None) -> None:
+    """Answer a stub request with a JSON body."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

@@ -3,9 +3,12 @@
     emu = start_emulator()            # control API on, speed 20, in-memory db
     emu.url, emu.api_key              # point the client here
     emu.add_fault(path="/v1/partitions$", method="POST", status=503, times=2)
+    emu.add_fault(path="^/_storage/uploads/", method="PUT", drop_after=1_000_000)  # an upload cut off
     emu.next_create("failed")
     emu.seed(250)
-    emu.requests()                    # what the client sent, oldest first
+    emu.requests()                    # what the client sent, oldest first (uploads: the
+                                      # PUT to /_storage/uploads/<id>, headers, body_bytes)
+    logged_data_url(data, "application/pdf")  # how the log shows a data URL of these bytes
     emu.stop()
 
 The control calls use urllib, not httpx, so they never share state (or mocks such as
@@ -14,6 +17,7 @@ respx) with the client under test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -155,6 +159,12 @@ def external_emulator() -> Emulator | None:
     return Emulator(
         url=url.rstrip("/"), api_key=os.environ.get("RETAB_TEST_EMULATOR_KEY", DEFAULT_KEY), proc=None
     )
+
+
+def logged_data_url(data: bytes, mime: str) -> str:
+    """A data URL as the request log shows it: the log keeps no document bytes, only
+    their size and sha256 (for `data:<mime>;base64,...`)."""
+    return f"data:{mime};base64,<{len(data)} bytes; sha256 {hashlib.sha256(data).hexdigest()}>"
 
 
 def free_port() -> int:

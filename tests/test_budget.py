@@ -108,6 +108,21 @@ def test_long_run_rate_never_exceeds_the_budget() -> None:
             assert j - i + 1 <= 2 + (times[j] - times[i]) * 5.0 + 1e-9
 
 
+def test_the_default_burst_is_two_requests_back_to_back() -> None:
+    time = FakeTime(start=0.0)  # a clock that starts at zero: the burst must not depend on it
+    budget = Budget(5.0, clock=time.clock, sleep=time.sleep)
+    assert budget.burst == 2.0
+
+    async def main() -> list[float]:
+        times = []
+        for _ in range(4):
+            await budget.acquire()
+            times.append(time.now)
+        return times
+
+    assert time.run(main) == pytest.approx([0.0, 0.0, 0.2, 0.4])
+
+
 def test_burst_below_one_means_one() -> None:
     time = FakeTime()
     budget = time.budget(5.0, burst=0.0)
@@ -116,8 +131,10 @@ def test_burst_below_one_means_one() -> None:
 
 
 def test_negative_rate_refused() -> None:
-    with pytest.raises(ValueError, match="rate must be >= 0"):
+    with pytest.raises(ValueError) as info:
         Budget(-1.0)
+    assert str(info.value) == "rate must be >= 0"
+    assert Budget(0.0).unlimited
 
 
 def test_default_rate_is_retabs_published_limit() -> None:
@@ -301,6 +318,7 @@ def test_interval_for() -> None:
     assert budget.interval_for(50) == pytest.approx(10.0)
     assert budget.interval_for(0) == 0.0
     assert budget.interval_for(-3) == 0.0
+    assert Budget(0.5).interval_for(2) == pytest.approx(4.0)
     assert Budget(0).interval_for(1000) == 0.0
 
 

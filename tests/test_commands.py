@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cli_support import SAMPLE_PDF, Cli
+from emulator_support import logged_data_url
 
 KEY_PHRASE = "invoice number"
 
@@ -50,8 +51,7 @@ def test_create_sync_returns_the_chunks_and_sends_the_contract_body(cli: Cli) ->
     body = sent["body"]
     assert set(body) == {"document", "key", "instructions", "background"}
     assert body["document"]["filename"] == "invoices.pdf"
-    assert body["document"]["url"].startswith("data:application/pdf;base64,")
-    assert base64.b64decode(body["document"]["url"].split(",", 1)[1]) == SAMPLE_PDF.read_bytes()
+    assert body["document"]["url"] == logged_data_url(SAMPLE_PDF.read_bytes(), "application/pdf")
     assert body["key"] == KEY_PHRASE
     assert KEY_PHRASE in body["instructions"]
     assert body["background"] is False
@@ -113,7 +113,8 @@ def test_create_data_url_passes_through(cli: Cli) -> None:
     result = cli("partitions", "create", "--url", url, "--filename", "d.txt", "--key",
                  KEY_PHRASE, "--json")
     assert result.exit_code == 0, result.stderr
-    assert v1_requests(cli)[0]["body"]["document"] == {"filename": "d.txt", "url": url}
+    logged = logged_data_url(b"Invoice number: D-4", "text/plain")
+    assert v1_requests(cli)[0]["body"]["document"] == {"filename": "d.txt", "url": logged}
 
 
 @pytest.mark.parametrize(("content", "name", "message"), [
@@ -249,6 +250,46 @@ def test_get_exit_status(cli: Cli) -> None:
     assert both.exit_code == 3
 
 
+def test_get_exit_status_is_the_watch_engines_single_check(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retab_cli import watch
+
+    (queued,) = create_background(cli)
+    calls: list[list[str]] = []
+    real = watch.check_once
+
+    async def recording(client: Any, ids: Any, **kwargs: Any) -> Any:
+        calls.append(list(ids))
+        return await real(client, ids, **kwargs)
+
+    monkeypatch.setattr(watch, "check_once", recording)
+    result = cli("partitions", "get", queued, "--exit-status", "--json")
+    assert result.exit_code == 8
+    assert result.json()["id"] == queued
+    assert calls == [[queued]]
+    assert cli("partitions", "get", queued, "--json").exit_code == 0
+    assert calls == [[queued]]  # without --exit-status: a plain fetch
+
+
+def test_get_exit_status_reports_each_error_as_a_fetch_does(cli: Cli) -> None:
+    run_id = cli("partitions", "create", str(SAMPLE_PDF), "--key", KEY_PHRASE, "-q").stdout.strip()
+    missing = "prtn_doesnotexist00000000"
+    checked = cli("partitions", "get", run_id, missing, "--exit-status", "--json")
+    fetched = cli("partitions", "get", run_id, missing, "--json")
+    assert checked.exit_code == fetched.exit_code == 6
+    assert [run["id"] for run in checked.json()] == [run_id]
+    assert checked.stdout == fetched.stdout
+
+    def without_request_ids(text: str) -> str:
+        return re.sub(r"req_[A-Za-z0-9_-]+", "req_X", text)
+
+    assert f"error: {missing}: " in checked.stderr
+    assert "(request_id req_" in checked.stderr
+    assert checked.stderr_json()["error"]["request_id"].startswith("req_")
+    assert without_request_ids(checked.stderr) == without_request_ids(fetched.stderr)
+
+
 def test_get_fields_narrows_json(cli: Cli) -> None:
     (run_id,) = create_background(cli)
     result = cli("partitions", "get", run_id, "--json", "--fields", "id,file.filename,nope")
@@ -350,8 +391,8 @@ def test_cancel_all_matching(cli: Cli) -> None:
     assert not [r for r in v1_requests(cli) if r["path"].endswith("/cancel")]
     dry = cli("partitions", "cancel", "--all-matching", "--filename", "inv", "--dry-run")
     assert dry.exit_code == 0
-    assert sorted(dry.stdout.split("\n")[:-1]) == sorted(
-        f"POST /v1/partitions/{i}/cancel" for i in active)
+    assert sorted(r["path"] for r in dry.json()) == sorted(
+        f"/v1/partitions/{i}/cancel" for i in active)
     result = cli("partitions", "cancel", "--all-matching", "--filename", "inv", "--yes", "-q")
     assert result.exit_code == 0, result.stderr
     assert sorted(result.stdout.split()) == sorted(active)
@@ -391,10 +432,17 @@ def test_delete_reports_each_id(cli: Cli) -> None:
 
 
 def test_delete_dry_run(cli: Cli) -> None:
-    result = cli("partitions", "delete", "prtn_a", "prtn_b", "--dry-run")
+    result = cli("partitions", "delete", "prtn_a", "prtn_b", "--dry-run", "-o", "table")
     assert result.exit_code == 0
     assert result.stdout.splitlines() == ["DELETE /v1/partitions/prtn_a",
                                           "DELETE /v1/partitions/prtn_b"]
+    # In JSON (the default off a terminal) the requests are objects, as create shows them.
+    shown = cli("partitions", "delete", "prtn_a", "prtn_b", "--dry-run")
+    assert shown.json() == [{"method": "DELETE", "path": "/v1/partitions/prtn_a"},
+                            {"method": "DELETE", "path": "/v1/partitions/prtn_b"}]
+    assert cli("partitions", "delete", "prtn_a", "--dry-run", "-o", "jsonl").jsonl() == [
+        {"method": "DELETE", "path": "/v1/partitions/prtn_a"}]
+    assert cli.emu.requests() == []
 
 
 # ---- auth and settings ---------------------------------------------------------------

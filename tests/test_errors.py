@@ -68,6 +68,43 @@ def test_worst_consumes_a_generator() -> None:
     assert worst(code for code in (0, 8, 3, 5)) == 3
 
 
+def test_the_first_of_equally_severe_codes_wins() -> None:
+    assert worst([1, 42]) == 1
+    assert worst([42, 1]) == 42
+
+
+def test_the_base_error() -> None:
+    error = RetabError("boom")
+    assert (str(error), error.message, error.type, error.exit_code) == ("boom", "boom", "server", 1)
+    assert error.to_json()["error"]["type"] == "server"
+    assert repr(RejectedError("bad", status=422)) == "RejectedError('bad', status=422)"
+
+
+def test_an_exit_code_given_overrides_the_class() -> None:
+    assert InterruptError("stop", exit_code=143).exit_code == 143
+    assert InterruptError("stop").exit_code == 130
+    assert NetworkError("x").exit_code == 1
+
+
+# What `retab --help` and the README print (docs/exit-codes.md): word for word.
+PRINTED_EXIT_CODES = (
+    (0, "success; watch, create --wait, get --exit-status: every run completed"),
+    (1, "the API or network failed after retries, a 409, or an unusable response"),
+    (2, "bad input: refused locally, or rejected by the server (400, 413, 422)"),
+    (3, "a run ended failed"),
+    (4, "authentication: no key configured, 401, 403"),
+    (5, "a run ended cancelled (not when you asked to cancel it)"),
+    (6, "not found: a 404 for an id you asked for"),
+    (7, "reserved"),
+    (8, "still running: --timeout expired, or get --exit-status saw an active run"),
+    (130, "interrupted by Ctrl-C (SIGINT); 143 for SIGTERM"),
+)
+
+
+def test_the_exit_code_table_word_for_word() -> None:
+    assert EXIT_CODE_TABLE == PRINTED_EXIT_CODES
+
+
 # ---- for_status / exit codes -----------------------------------------------------------
 
 

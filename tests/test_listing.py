@@ -87,3 +87,44 @@ def test_query_checks() -> None:
     assert query.params("queued", 20) == {"limit": 20, "order": "asc", "filename": "inv",
                                           "from_date": "2026-01-01", "to_date": "2026-01-31",
                                           "status": "queued"}
+
+
+def at(n: int, when: str) -> dict[str, Any]:
+    return {"id": f"prtn_{n:04d}", "status": "completed", "created_at": when}
+
+
+def test_an_exact_since_filters_created_at_and_stops_past_it() -> None:
+    newest_first = [at(4, "2026-11-01T12:00:00Z"), at(3, "2026-11-01T10:30:00Z"),
+                    at(9, "not a time"), at(2, "2026-11-01T09:59:59Z")]
+    client = FakeClient({None: [page(newest_first, "prtn_0002"),
+                                page([at(1, "2026-11-01T08:00:00Z")], None)]})
+    query = build_query(None, None, "2026-11-01T10:00:00Z", None, limit=None)
+    ids, info = collect(client, query)
+    # the unreadable time is kept (the server's day filter admitted it); the older page is
+    # never asked for: in newest-first order nothing after prtn_0002 can match
+    assert ids == ["prtn_0004", "prtn_0003", "prtn_0009"]
+    assert info.more is False
+    assert client.calls == [{"limit": 100, "order": "desc", "from_date": "2026-11-01"}]
+
+
+def test_an_exact_until_in_oldest_first_order_counts_only_what_matches() -> None:
+    oldest_first = [at(1, "2026-11-01T08:00:00Z"), at(2, "2026-11-01T09:00:00+01:00"),
+                    at(3, "2026-11-01T09:00:01Z"), at(4, "2026-11-01T11:00:00Z")]
+    client = FakeClient({None: [page(oldest_first, "prtn_0004")]})
+    query = build_query(None, None, None, "2026-11-01T09:00:00Z", order="ASC", limit=5)
+    ids, info = collect(client, query)
+    assert ids == ["prtn_0001", "prtn_0002"] and info.more is False
+    assert client.calls[0]["to_date"] == "2026-11-01" and client.calls[0]["order"] == "asc"
+
+
+def test_a_relative_since_narrows_the_query_to_its_day() -> None:
+    query = build_query(["COMPLETED"], None, "30m", None)
+    assert query.statuses == ["completed"]
+    assert query.created_from is not None
+    assert query.params("completed", 20)["from_date"] == query.created_from.date().isoformat()
+    with pytest.raises(UsageError) as caught:
+        build_query(None, None, "2h", "3h")
+    assert caught.value.message == "--since 2h is after --until 3h"
+    with pytest.raises(UsageError) as caught:
+        build_query(["complete"], None, None, None)
+    assert caught.value.hint == "did you mean 'completed'?"

@@ -259,13 +259,18 @@ def test_conflicting_output_options(output: str | None, json_flag: bool, quiet: 
     assert caught.value.message == "conflicting output options: choose one of -o, --json and -q"
 
 
-@pytest.mark.parametrize(("output", "default"), [("yaml", None), (None, "xml"), ("JSON", None)])
+def test_output_modes_in_any_letter_case() -> None:
+    assert resolve_mode("JSON", False, False, None, io.StringIO()) == ("json", True)
+    assert resolve_mode(None, False, False, "Table", io.StringIO()) == ("table", False)
+
+
+@pytest.mark.parametrize(("output", "default"), [("yaml", None), (None, "xml")])
 def test_unknown_output_mode(output: str | None, default: str | None) -> None:
     with pytest.raises(UsageError) as caught:
         resolve_mode(output, False, False, default, io.StringIO())
     bad = output or default
     assert caught.value.message == (
-        f"invalid output mode {bad!r}: choose from auto, table, json, jsonl, ids")
+        f"invalid output mode {bad!r}: choose from auto, table, json, jsonl, ids, csv")
 
 
 def test_use_color(tty: IO[str]) -> None:
@@ -506,3 +511,86 @@ def test_unicode_line_separators_cannot_forge_a_line() -> None:
     from retab_cli.render import sanitize as clean
 
     assert clean("a\u2028b\u2029c", single_line=True) == "a\\u2028b\\u2029c"
+
+
+# ---- stderr and stdout when their readers go away (render/streams.py) ------------------------
+
+
+class _Failing(io.StringIO):
+    def __init__(self, error: OSError) -> None:
+        super().__init__()
+        self.error = error
+
+    def write(self, text: str) -> int:
+        raise self.error
+
+
+def test_every_stderr_writer_makes_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    r = Renderer("json")
+    outside = "scan\n::add-mask::x\r\n::error::y\u2028z"
+    for write in (r.info, r.warn, r.notice):
+        write(f"warning: cannot tell the type of {outside}")
+    r.error(BadResponseError(outside, request_id="req_\nx", hint=f"retry {outside}"))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 5
+    assert not [line for line in lines if line.startswith("::")]
+    assert lines[0] == ("warning: cannot tell the type of scan\\n::add-mask::x\\r\\n::error::y"
+                        "\\u2028z")
+
+
+@pytest.mark.parametrize("error", [BrokenPipeError(32, "EPIPE"), OSError(28, "ENOSPC")])
+def test_a_stderr_that_cannot_be_written_is_dropped(monkeypatch: pytest.MonkeyPatch,
+                                                    error: OSError) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "stderr", _Failing(error))
+    r = Renderer("json", explicit_json=True)
+    r.warn("gone")
+    r.error(BadResponseError("unusable"))  # no exception: the code is the command's
+    assert r.reported == [1]
+
+
+def test_stdout_keeps_epipe_and_turns_other_failures_into_one_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "stdout", _Failing(BrokenPipeError(32, "EPIPE")))
+    with pytest.raises(BrokenPipeError):
+        Renderer("ids").id_line("prtn_a")
+    monkeypatch.setattr(sys, "stdout", _Failing(OSError(28, "No space left on device")))
+    with pytest.raises(UsageError, match=r"^cannot write to stdout: No space left on device$"):
+        Renderer("ids").id_line("prtn_a")
+
+
+def test_a_stream_closed_before_start_writes_as_a_broken_pipe() -> None:
+    from retab_cli.render.streams import ClosedStream
+
+    closed = ClosedStream(1)
+    assert not closed.isatty() and closed.fileno() == 1
+    with pytest.raises(BrokenPipeError):
+        closed.write("x")
+
+
+def test_ids_and_dry_run_lines_on_stdout_are_sanitised(capsys: pytest.CaptureFixture[str]) -> None:
+    r = Renderer("ids")
+    hostile = "prtn_\x1b]52;c;aGk=\x07\u202e\nx"
+    r.result_row({"id": hostile}, hostile, "cancelled", "")
+    r.dry_run([f"POST /v1/partitions/{hostile}/cancel"], "cancel 1 partition(s)")
+    shown = "prtn_\\x1b]52;c;aGk=\\x07\\u202e\\nx"
+    assert capsys.readouterr().out == f"{shown}\nPOST /v1/partitions/{shown}/cancel\n"
+
+
+def test_a_list_stream_that_stops_early_closes_its_json_array(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    r = Renderer("json")
+    with pytest.raises(KeyboardInterrupt), r.list_stream():
+        r.list_items([part(1), part(2)])
+        raise KeyboardInterrupt
+    assert json.loads(capsys.readouterr().out) == [part(1), part(2)]
+    with pytest.raises(ValueError), r.list_stream():
+        raise ValueError  # nothing begun: nothing printed
+    assert capsys.readouterr().out == ""
+
+
+def test_sanitize_escapes_lone_surrogates() -> None:
+    assert render.sanitize("a\ud800b") == "a\\ud800b"

@@ -1,4 +1,4 @@
-"""Table views (retab_cli.render.tables): rendered at fixed widths, colour off unless said."""
+"""Table views (render.detail, lists, progress): rendered at fixed widths, colour off unless said."""
 
 from __future__ import annotations
 
@@ -12,20 +12,12 @@ from typing import Any
 import pytest
 
 from retab_cli.errors import BadResponseError
-from retab_cli.render import Renderer
-from retab_cli.render.tables import (
-    UploadProgress,
-    age,
-    format_credits,
-    format_number,
-    list_rows,
-    list_summary,
-    make_console,
-    page_ranges,
-    partition_views,
-    result_lines,
-    status_text,
-)
+from retab_cli.render import Renderer, format_number
+from retab_cli.render.cells import age, format_credits, page_ranges, status_text
+from retab_cli.render.console import make_console
+from retab_cli.render.detail import partition_views
+from retab_cli.render.lists import list_rows, list_summary, result_lines
+from retab_cli.render.progress import UploadProgress
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).parent / "fixtures" / "render"

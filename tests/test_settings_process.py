@@ -7,6 +7,7 @@ file to the end dies with MemoryError here instead of taking the machine down.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -15,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import Result
+from cli_support import NO_SERVER, Result, run_isolated
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX files and limits")
 
 MEMORY_CAP = 512 << 20  # the tool needs about 60 MiB; reading a device to the end needs more
-NO_SERVER = "http://127.0.0.1:1"  # nothing may be sent; if it were, it would be refused at once
 BAD_KEY = "rt_test_\u201dQZQZ"  # a pasted curly quote; QZQZ must never be echoed
 FILE_HINT = "hint: RETAB_API_KEY_FILE must name a regular file holding only the key"
 
@@ -31,15 +31,8 @@ def _cap_memory() -> None:
 
 def retab(home: Path, *args: str, env: dict[str, str] | None = None,
           stdin: bytes = b"") -> Result:
-    """`python -m retab_cli ARGS` with its own config dir and none of the caller's RETAB_*."""
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith("RETAB_") and k not in ("NO_COLOR", "FORCE_COLOR")}
-    clean.update(RETAB_CONFIG_DIR=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"),
-                 RETAB_API_BASE_URL=NO_SERVER, PYTHONIOENCODING="utf-8")
-    clean.update(env or {})
-    done = subprocess.run([sys.executable, "-m", "retab_cli", *args], env=clean, input=stdin,
-                          capture_output=True, timeout=60, preexec_fn=_cap_memory)
-    return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+    """`python -m retab_cli ARGS`, isolated (see `run_isolated`), its address space capped."""
+    return run_isolated(home, *args, env=env, stdin=stdin, preexec_fn=_cap_memory)
 
 
 def write_config(home: Path, text: str) -> Path:
@@ -192,14 +185,11 @@ def test_login_replaces_a_stored_key_that_is_unusable(tmp_path: Path) -> None:
     assert 'api_key = "rt_test_goodkey123456"' in path.read_text()
 
 
-# ---- the contract for wiring commands/auth.py (see the settings report) -----------------------
-# These run the auth commands the way settings.py now supports them. They fail until
-# commands/auth.py calls the new functions; whoever wires it removes the marker.
-
-needs_wiring = pytest.mark.xfail(strict=True, reason="commands/auth.py not wired to settings yet")
+# ---- the auth commands on top of these settings (issue 9) ------------------------------------
 
 
-@needs_wiring
+
+
 @pytest.mark.parametrize("where", ["after", "before"])
 def test_login_creates_the_profile_it_names(tmp_path: Path, where: str) -> None:
     write_config(tmp_path, '[profiles.default]\napi_key = "rt_test_defaultkey1234"\n')
@@ -216,7 +206,6 @@ def test_login_creates_the_profile_it_names(tmp_path: Path, where: str) -> None:
     assert [p["name"] for p in listed.json()["profiles"]] == ["default", "staging"]
 
 
-@needs_wiring
 def test_login_reads_a_few_kib_of_an_endless_stdin(tmp_path: Path) -> None:
     with open("/dev/zero", "rb") as zeros:
         done = subprocess.run([sys.executable, "-m", "retab_cli", "auth", "login", "--with-key",
@@ -228,7 +217,6 @@ def test_login_reads_a_few_kib_of_an_endless_stdin(tmp_path: Path) -> None:
         "error: the API key from stdin is longer than 4096 bytes; refusing to use it")
 
 
-@needs_wiring
 def test_list_switch_and_status_show_the_active_profile(tmp_path: Path) -> None:
     path = write_config(tmp_path, '[profiles.default]\napi_key = "rt_test_defaultkey1234"\n'
                                   '[profiles.staging]\napi_key = "rt_test_stagingkey1234"\n'
@@ -258,7 +246,6 @@ def test_list_switch_and_status_show_the_active_profile(tmp_path: Path) -> None:
         "hint: known profiles: default, staging; to create it: retab auth login --profile prod"]
 
 
-@needs_wiring
 def test_status_without_a_key_says_not_set(tmp_path: Path) -> None:
     result = retab(tmp_path, "auth", "status", "-o", "table")
     assert result.exit_code == 4
@@ -268,3 +255,37 @@ def test_status_without_a_key_says_not_set(tmp_path: Path) -> None:
         "api key    not set",
         f"config     {tmp_path / 'config' / 'config.toml'}",
         "key works  no: no API key configured"]
+    assert result.stderr.splitlines() == [
+        "error: no API key configured", "hint: run 'retab auth login', or set RETAB_API_KEY"]
+    as_json = retab(tmp_path, "auth", "status", "-o", "jsonl")
+    assert as_json.exit_code == 4
+    assert len(as_json.stdout.splitlines()) == 1
+    assert as_json.json()["problem"] == "no API key configured"
+    assert json.loads(as_json.stderr.splitlines()[-1])["error"]["exit_code"] == 4
+
+
+def test_login_with_an_empty_stdin_is_refused(tmp_path: Path) -> None:
+    result = retab(tmp_path, "auth", "login", "--with-key", "--no-verify", stdin=b"")
+    assert (result.exit_code, result.stdout) == (4, "")
+    assert result.stderr.splitlines() == [
+        "error: the API key from stdin is empty",
+        "hint: pipe the key in on one line, e.g. retab auth login --with-key < key.txt"]
+    assert not (tmp_path / "config" / "config.toml").exists()
+
+
+def test_switch_warns_when_retab_profile_overrides_it(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[profiles.staging]\napi_key = "rt_test_stagingkey1234"\n')
+    result = retab(tmp_path, "auth", "switch", "staging", env={"RETAB_PROFILE": "default"})
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        f"active profile: 'staging' ({path})",
+        "warning: RETAB_PROFILE=default is set and takes precedence in this shell"]
+    assert 'active_profile = "staging"' in path.read_text()
+
+
+def test_list_without_a_config_file(tmp_path: Path) -> None:
+    table = retab(tmp_path, "auth", "list", "-o", "table")
+    assert (table.exit_code, table.stdout) == (0, "   NAME  BASE URL  API KEY\n")
+    assert table.stderr == "active: default (from default)\n"
+    listed = retab(tmp_path, "auth", "list")
+    assert listed.json()["profiles"] == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 from pypdf import PdfReader
@@ -88,5 +90,123 @@ def test_split_needs_a_completed_run(cli: Cli, tmp_path: Path) -> None:
 
 def test_safe_names() -> None:
     used: set[str] = set()
-    assert [safe_name(k, used) for k in ("../etc/passwd", "INV 1", "inv_1", "", ".hidden")] == [
-        "etc_passwd", "INV_1", "inv_1-2", "chunk", "hidden"]
+    keys = ("../etc/passwd", "INV 1", "inv_1", "", ".hidden")
+    assert [safe_name(k, ".pdf", used) for k in keys] == [
+        "etc_passwd.pdf", "INV_1.pdf", "inv_1-2.pdf", "chunk.pdf", "hidden.pdf"]
+
+
+# ---- atomic and symlink-safe (issue 8, item 12) ---------------------------------------------
+
+
+def split_args(run_id: str, doc: Path, out: Path, *extra: str) -> list[str]:
+    return ["partitions", "split", run_id, "--document", str(doc), "--out-dir", str(out), *extra]
+
+
+def test_a_write_error_leaves_nothing_and_a_rerun_works(cli: Cli, tmp_path: Path) -> None:
+    import resource
+    import subprocess
+    import sys
+
+    doc = tmp_path / "letters.txt"
+    doc.write_text("Invoice number: A\fInvoice number: B\n" + "x" * 20_000)
+    run_id = completed(cli, doc)
+    out = tmp_path / "out"
+
+    def small_files() -> None:  # the second chunk cannot be written whole: EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    env = {**os.environ, **{k: v for k, v in cli.env.items() if v}}
+    proc = subprocess.run([sys.executable, "-m", "retab_cli", *split_args(run_id, doc, out)],
+                          env=env, capture_output=True, text=True, timeout=60,
+                          preexec_fn=small_files)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"error: cannot write {out}/B.txt: File too large; nothing was kept",
+        "hint: run it again once that is fixed"]
+    assert os.listdir(out) == []  # neither A.txt nor any temporary file
+    again = cli(*split_args(run_id, doc, out), "-q")
+    assert again.exit_code == 0, again.stderr
+    assert sorted(os.listdir(out)) == ["A.txt", "B.txt", "manifest.json"]
+
+
+def test_planted_symlinks_are_never_followed(cli: Cli, tmp_path: Path) -> None:
+    run_id = completed(cli)
+    out = tmp_path / "out"
+    out.mkdir(mode=0o755)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    (out / ".INV-001.pdf.tmp").symlink_to("../precious.txt")  # the old temporary name
+    result = cli(*split_args(run_id, SAMPLE_PDF, out))
+    assert result.exit_code == 0, result.stderr
+    assert precious.read_text() == "mine"
+    assert (out / "INV-001.pdf").read_bytes().startswith(b"%PDF-")
+    assert not (out / "INV-001.pdf").is_symlink()
+    assert sorted(os.listdir(out)) == [".INV-001.pdf.tmp", "INV-001.pdf", "INV-002.pdf",
+                                       "INV-003.pdf", "manifest.json"]
+    # A symlink where a chunk goes is a name taken (even dangling): refused; replaced by
+    # --overwrite, never written through.
+    (out / "INV-002.pdf").unlink()
+    (out / "INV-002.pdf").symlink_to("../precious.txt")
+    refused = cli(*split_args(run_id, SAMPLE_PDF, out))
+    assert refused.exit_code == 2 and f"{out}/INV-001.pdf already exists (and 3 more)" \
+        in refused.stderr
+    assert cli(*split_args(run_id, SAMPLE_PDF, out, "--overwrite")).exit_code == 0
+    assert precious.read_text() == "mine"
+    assert not (out / "INV-002.pdf").is_symlink()
+    assert stat.S_IMODE((out / "INV-002.pdf").stat().st_mode) == 0o644 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_an_output_directory_others_can_write_to_is_refused(cli: Cli, tmp_path: Path) -> None:
+    run_id = completed(cli)
+    for bits, shown in ((0o775, "0775"), (0o757, "0757"), (0o1777, "1777")):
+        out = tmp_path / f"shared-{shown}"
+        out.mkdir()
+        out.chmod(bits)  # what chmod g+w / o+w / a /tmp-like directory leave
+        result = cli(*split_args(run_id, SAMPLE_PDF, out))
+        assert result.exit_code == 2
+        assert result.stderr.splitlines() == [
+            f"error: refusing to write chunks into {out}: others can write to it (mode "
+            f"{shown}), so they could plant or swap files in it",
+            f"hint: choose a directory of your own, or run chmod go-w {out}"]
+        assert os.listdir(out) == []
+
+
+def test_an_output_directory_of_another_user_is_refused(cli: Cli, tmp_path: Path) -> None:
+    run_id = completed(cli)
+    if os.geteuid() == 0:  # root can hand a directory to someone else
+        out = tmp_path / "theirs"
+        out.mkdir()
+        os.chown(out, 65534, 65534)
+    else:  # anyone else: a directory root owns
+        out = Path("/")
+    result = cli(*split_args(run_id, SAMPLE_PDF, out))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: refusing to write chunks into {out}: it belongs "
+                                    "to another user")
+    if out != Path("/"):
+        assert os.listdir(out) == []
+
+
+def test_no_chunk_name_collides_with_the_manifest_or_another(tmp_path: Path) -> None:
+    from retab_cli.chunks import write_chunks
+
+    doc = tmp_path / "notes.json"
+    doc.write_bytes(b"one\ftwo\fthree\ffour\ffive\fsix")
+    keys = ["manifest", "MANIFEST", "a/b", "a_b", "a_b-2", "manifest"]
+    raw = {"id": "prtn_x", "status": "completed",
+           "output": [{"key": k, "pages": [n + 1]} for n, k in enumerate(keys)]}
+    manifest = write_chunks(raw, doc, doc.read_bytes(), tmp_path / "out", overwrite=False,
+                            force=False)
+    files = [c["file"] for c in manifest["chunks"]]
+    assert files == ["manifest-2.json", "MANIFEST-3.json", "a_b.json", "a_b-2.json",
+                     "a_b-2-2.json", "manifest-4.json"]
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == manifest
+    assert [(tmp_path / "out" / f).read_text() for f in files] == [
+        "one", "two", "three", "four", "five", "six"]

@@ -9,7 +9,6 @@ import platform
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +16,8 @@ from typing import Any, ClassVar
 import pytest
 
 import retab_cli
+
+from cli_support import http_stub, send_json
 
 # Runs the real entry point in a fresh interpreter, then writes the names of the loaded
 # modules and the exit code to the file named first on the command line.
@@ -132,16 +133,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         type(self).requests.append((self.command, self.path, self.headers.get("Authorization")))
         if self.path.startswith(f"/v1/partitions/{PARTITION['id']}"):
-            body = json.dumps(PARTITION).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            send_json(self, 200, json.dumps(PARTITION).encode(), {"x-request-id": "req_stub"})
         else:
-            body = b'{"detail": "Partition not found"}'
-            self.send_response(404)
-        self.send_header("x-request-id", "req_stub")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            send_json(self, 404, b'{"detail": "Partition not found"}', {"x-request-id": "req_stub"})
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -150,15 +144,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def stub_server() -> Iterator[str]:
     _Handler.requests = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with http_stub(_Handler) as url:
+        yield url
 
 
 def test_get_json_on_loopback_loads_no_models_rich_or_ca_bundle(

@@ -1,10 +1,5 @@
-"""The polling engine, on virtual time: a scripted fake client and a real Budget.
-
-The event loop below runs on a fake clock: whenever every task is waiting, it jumps
-straight to the next timer instead of sleeping. So `asyncio.sleep` (used by the
-engine and the Budget alike) costs nothing, sleepers wake in time order, and a
-ten-minute watch of a thousand runs takes a fraction of a second.
-"""
+"""The polling engine, on virtual time (tests/virtual_time.py): a scripted fake client
+and a real Budget, both sleeping with `asyncio.sleep` on the fake clock."""
 
 from __future__ import annotations
 
@@ -12,13 +7,13 @@ import asyncio
 import contextlib
 import itertools
 import random
-import selectors
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
+from virtual_time import now, run
 
 from retab_cli.budget import Budget
 from retab_cli.client import ApiResult
@@ -36,44 +31,6 @@ from retab_cli.watch import Event, RunState, Watcher, check_once
 
 T = TypeVar("T")
 LATENCY = 0.05
-
-
-# ---- virtual time ------------------------------------------------------------------
-
-
-class _VirtualSelector(selectors.DefaultSelector):
-    """Never blocks: a select that would wait advances the fake clock instead."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.now = 0.0
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        ready = super().select(0)
-        if ready or timeout == 0:
-            return ready
-        if timeout is None:
-            raise RuntimeError("deadlock: every task waits and no timer is set")
-        self.now += timeout
-        return []
-
-
-class VirtualLoop(asyncio.SelectorEventLoop):
-    def __init__(self) -> None:
-        self._virtual = _VirtualSelector()
-        super().__init__(self._virtual)
-
-    def time(self) -> float:
-        return self._virtual.now
-
-
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    with asyncio.Runner(loop_factory=VirtualLoop) as runner:
-        return runner.run(main())
-
-
-def now() -> float:
-    return asyncio.get_running_loop().time()
 
 
 # ---- a scripted client -------------------------------------------------------------
@@ -119,12 +76,16 @@ class FakeClient:
         rate: float = 5.0,
         burst: float = 2.0,
         latency: float = LATENCY,
+        latency_of: dict[str, float] | None = None,
     ) -> None:
         self.budget = Budget(rate, burst, clock=asyncio.get_running_loop().time)
         self.scripts = scripts
         self.latency = latency
+        self.latency_of = latency_of or {}  # per id, instead of `latency`
         self.calls: list[Call] = []
         self.cancelled = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
 
     async def get(
         self, partition_id: str, *, include_output: bool = True, attempts: int | None = None
@@ -132,11 +93,15 @@ class FakeClient:
         await self.budget.acquire()
         self.calls.append(Call(now(), partition_id, include_output, attempts))
         step = self.scripts[partition_id](now())
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(self.latency)
+            await asyncio.sleep(self.latency_of.get(partition_id, self.latency))
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
+        finally:
+            self.in_flight -= 1
         if isinstance(step, Limited):
             self.budget.on_rate_limited(step.retry_after)
             raise RateLimitedError("HTTP 429 Too Many Requests", status=429)
@@ -793,5 +758,423 @@ def test_no_ids_means_nothing_to_do() -> None:
         assert await collect(w) == []
         assert w.exit_code() == 0
         assert isinstance(RunState("x").exit_code, int)
+
+    run(main)
+
+
+# ---- hostile or odd servers ------------------------------------------------------------
+
+
+def test_a_run_seen_terminal_stays_terminal_when_the_full_view_says_otherwise() -> None:
+    async def main() -> None:
+        # The cheap view says completed, the full object (a stale cache) in_progress.
+        full = partition("a", "in_progress", True)
+        client = FakeClient({"a": sequence("queued", "completed", full)})
+        w = watcher(client)
+        events = await collect(w)
+        assert kinds(events, "a") == ["status:queued", "status:completed", "ended"]
+        ended = events[-1]
+        assert ended.data is full and ended.new == "completed"
+        run = w.runs[0]
+        assert (run.status, run.outcome, run.exit_code, run.raw) == ("completed", "completed", 0, full)
+        assert w.exit_code() == 0
+
+    run(main)
+
+
+def test_a_full_view_with_another_terminal_status_wins() -> None:
+    async def main() -> None:
+        client = FakeClient({"a": sequence("queued", "completed", "failed")})
+        w = watcher(client)
+        events = await collect(w)
+        assert kinds(events, "a") == ["status:queued", "status:completed", "status:failed", "ended"]
+        assert (w.runs[0].outcome, w.exit_code()) == ("failed", 3)
+
+    run(main)
+
+
+def test_an_invalid_id_ends_its_run_at_once_as_an_unusable_response() -> None:
+    async def main() -> None:
+        client = FakeClient({"ok": timeline((0, "queued"), (5, "completed"))})
+        w = watcher(client, ["ok", "bad id\n"], timeout=600)
+        events = await collect(w)
+        gave_up = next(e for e in events if e.run.id == "bad id\n")
+        assert (gave_up.kind, gave_up.at) == ("gave_up", 0.0)
+        assert isinstance(gave_up.error, BadResponseError)
+        assert gave_up.error.message == ("unusable response: invalid partition id 'bad id\\n': ids are "
+                                         "1-128 characters of A-Z a-z 0-9 _ -")
+        assert gave_up.error.partition_id == "bad id\n"
+        assert kinds(events, "bad id\n") == ["gave_up"]
+        assert not client.calls_for("bad id\n")
+        assert [(r.outcome, r.exit_code) for r in w.runs] == [("completed", 0), ("gave_up", 1)]
+        assert now() < 10  # not until the timeout
+        assert w.exit_code() == 1
+
+    run(main)
+
+
+def test_only_invalid_ids_end_the_watch_at_once() -> None:
+    async def main() -> None:
+        w = watcher(FakeClient({}), ["a/b", "c d"], timeout=600, fail_fast=True)
+        events = await collect(w)
+        assert [(e.run.id, e.kind) for e in events] == [("a/b", "gave_up"), ("c d", "stopped")]
+        assert [r.outcome for r in w.runs] == ["gave_up", "stopped"] and w.active == 0
+        assert now() == 0.0
+        assert w.exit_code() == 1
+
+    run(main)
+
+
+@pytest.mark.parametrize("body", [{"id": "a"}, {"id": "a", "status": 5}, {"id": "a", "status": ""}, []])
+def test_a_polled_object_without_a_status_is_a_transient_failure(body: Any) -> None:
+    async def main() -> None:
+        client = FakeClient({"a": lambda t: body})
+        w = watcher(client, give_up_after=30)
+        events = await collect(w)
+        assert set(kinds(events, "a")[:-1]) == {"retry"}
+        assert events[-1].kind == "gave_up"
+        assert events[-1].error is not None
+        assert events[-1].error.message == "unusable response: a partition without a status"
+        assert w.runs[0].status is None and w.runs[0].raw is None
+        assert 30 <= events[-1].at <= 30 + 2 * LATENCY
+        assert w.exit_code() == 1
+
+    run(main)
+
+
+def test_an_unknown_status_is_shown_and_the_watch_goes_on() -> None:
+    async def main() -> None:
+        client = FakeClient({"a": timeline((0, "queued"), (3, "paused\x1b[2J"), (20, "completed"))})
+        w = watcher(client)
+        events = await collect(w)
+        assert kinds(events, "a") == ["status:queued", "status:paused\x1b[2J", "status:completed", "ended"]
+        paused = events[1]
+        assert (paused.old, paused.new) == ("queued", "paused\x1b[2J")
+        assert w.exit_code() == 0
+
+        client = FakeClient({"a": lambda t: "paused"})
+        w = watcher(client, timeout=30)
+        events = await collect(w)
+        assert kinds(events, "a") == ["status:paused", "timeout"]
+        assert (w.runs[0].status, w.runs[0].outcome, w.exit_code()) == ("paused", "timeout", 8)
+
+    run(main)
+
+
+def test_check_once_with_an_unknown_status_or_none() -> None:
+    async def main() -> None:
+        client = FakeClient({"p": lambda t: "paused", "n": lambda t: {"id": "n"}})
+        runs = await check_once(client, ["p", "n"])
+        assert [(r.status, r.outcome, r.exit_code) for r in runs] == [("paused", None, 8), (None, "error", 1)]
+        assert runs[1].last_error == "unusable response: a partition without a status"
+
+    run(main)
+
+
+# ---- nothing after the end ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop", ["timeout", "fail_fast", "fatal"])
+def test_nothing_is_emitted_or_asked_after_a_stop(stop: str) -> None:
+    async def main() -> None:
+        ending: Step = "queued"
+        if stop == "fail_fast":
+            ending = "failed"
+        elif stop == "fatal":
+            ending = AuthError("Invalid API key", status=401)
+        scripts: dict[str, Script] = {
+            "ender": timeline((0, "queued"), (9.5, ending)),
+            # Slow answers: a poll of these is always in flight when the stop comes.
+            **{f"slow{i}": timeline((0, "queued"), (9.8, "in_progress")) for i in range(5)},
+        }
+        client = FakeClient(scripts, latency=5.0, rate=0)
+        w = watcher(client, timeout=10.0 if stop == "timeout" else None, fail_fast=stop == "fail_fast")
+        events = await collect(w)
+        finals = {"ended", "gone", "gave_up", "timeout", "stopped", "fatal"}
+        stop_at = next(e.at for e in events if e.kind in finals)
+        after = [e for e in events if e.at > stop_at]
+        assert after == []
+        assert [e.kind in finals for e in events].index(True) == len(events) - 6  # all finals last
+        assert sorted(e.run.id for e in events if e.kind in finals) == sorted(scripts)
+        assert not [c for c in client.calls if c.at > stop_at]
+        assert client.cancelled > 0  # the polls in flight were cancelled, not awaited
+        assert not still_pending()
+        await asyncio.sleep(60)
+        assert not [c for c in client.calls if c.at > stop_at]
+
+    run(main)
+
+
+def test_the_end_of_every_run_ends_the_stream() -> None:
+    async def main() -> None:
+        client = FakeClient({"a": sequence("completed"), "b": timeline((0, "queued"), (400, "completed"))})
+        w = watcher(client)
+        events = await collect(w)
+        assert [e.kind for e in events].count("ended") == 2
+        assert events[-1].kind == "ended" and events[-1].run.id == "b"
+        assert not still_pending()
+
+    run(main)
+
+
+# ---- exact pacing --------------------------------------------------------------------------
+
+
+class Middle(random.Random):
+    """No jitter: every delay is exactly its base."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+
+def base_at(elapsed: float) -> float:
+    return min(max(elapsed / 10, 1.0), 10.0)
+
+
+def test_failures_back_off_doubling_from_one_interval_to_30_s_and_a_success_resets() -> None:
+    async def main() -> None:
+        down = NetworkError("connection refused")
+        client = FakeClient({"a": sequence("queued", *[down] * 7, "queued", "queued", "completed")}, rate=0)
+        await collect(watcher(client, rng=Middle()))
+        gaps = poll_gaps(client, "a")
+        # After: the sighting, 7 failures (1, 1, 2, 4, 8, 16 intervals, then the 30 s cap),
+        # and two sightings (a success resets it to one interval).
+        factors = [1, 1, 2, 4, 8, 16, None, None, 1, 1]
+        expected = [30.0 if f is None else base_at(at) * f for (at, _), f in zip(gaps, factors, strict=True)]
+        assert [d for _, d in gaps] == pytest.approx(expected)
+
+    run(main)
+
+
+def test_the_elapsed_time_counts_from_when_the_watch_starts() -> None:
+    async def main() -> None:
+        await asyncio.sleep(7.0)
+        client = FakeClient({"a": timeline((0, "queued"), (30, "completed"))}, rate=0)
+        w = watcher(client, rng=Middle())
+        events = await collect(w)
+        assert w.runs[0].started == 7.0
+        assert poll_gaps(client, "a")[0][1] == pytest.approx(1.0)  # 1 s, not (7 + 7) / 10
+        ended = events[-1]
+        assert w.runs[0].ended == ended.at
+        assert ended.at - w.runs[0].started == pytest.approx(ended.at - 7.0)
+
+    run(main)
+
+
+def test_the_full_object_is_asked_for_as_soon_as_the_end_is_seen() -> None:
+    async def main() -> None:
+        client = FakeClient({"a": timeline((0, "queued"), (5, "completed"))})
+        await collect(watcher(client))
+        cheap, full = client.calls[-2:]
+        assert (cheap.include_output, full.include_output) == (False, True)
+        assert full.at == pytest.approx(cheap.at + LATENCY)
+
+    run(main)
+
+
+def test_a_sleep_that_wakes_early_still_ends_at_the_deadline() -> None:
+    async def main() -> None:
+        async def early(seconds: float) -> None:
+            await asyncio.sleep(seconds / 2)
+
+        client = FakeClient({"a": lambda t: "queued"})
+        w = watcher(client, timeout=30.0, sleep=early)
+        events = await collect(w)
+        assert events[-1].kind == "timeout"
+        assert events[-1].at == pytest.approx(30.0)
+
+    run(main)
+
+
+@pytest.mark.parametrize(("last", "outcome"), [
+    ("cancelled", "cancelled"),
+    (NotFoundError("Partition not found", status=404), "not_found"),
+    (NetworkError("connection refused"), "gave_up"),
+])
+def test_fail_fast_stops_at_each_failing_outcome(last: Step, outcome: str) -> None:
+    async def main() -> None:
+        client = FakeClient({"bad": timeline((0, "queued"), (5, last)),
+                             "long": timeline((0, "queued"), (500, "completed"))})
+        w = watcher(client, fail_fast=True, give_up_after=10)
+        await collect(w)
+        assert [r.outcome for r in w.runs] == [outcome, "stopped"]
+        assert now() < 30
+
+    run(main)
+
+
+def test_fail_fast_does_not_stop_at_a_completed_run() -> None:
+    async def main() -> None:
+        client = FakeClient({"ok": timeline((0, "queued"), (5, "completed")),
+                             "long": timeline((0, "queued"), (50, "completed"))})
+        w = watcher(client, fail_fast=True)
+        await collect(w)
+        assert [r.outcome for r in w.runs] == ["completed", "completed"]
+
+    run(main)
+
+
+def test_a_final_fetch_failing_until_give_up_ends_the_run_with_the_cheap_view() -> None:
+    async def main() -> None:
+        down = NetworkError("connection refused")
+        client = FakeClient({"a": sequence("queued", "failed", down)})
+        w = watcher(client, give_up_after=10)
+        events = await collect(w)
+        ended = events[-1]
+        assert ended.kind == "ended"
+        assert ended.data is not None and ended.data["status"] == "failed"
+        assert ended.data["output"] == []  # the cheap object: the full one never came
+        assert ended.error is down
+        assert (w.runs[0].outcome, w.runs[0].last_error, w.exit_code()) == ("failed", down.message, 3)
+
+    run(main)
+
+
+def test_every_tolerated_failure_is_the_runs_last_error_while_it_lasts() -> None:
+    async def main() -> None:
+        lag = NotFoundError("Partition not found", status=404)
+        down = NetworkError("connection refused")
+        client = FakeClient({"a": sequence(lag, "queued", down, "queued", "completed")})
+        w = watcher(client)
+        seen: list[tuple[str, str | None]] = []
+        async with contextlib.aclosing(w.run()) as events:
+            async for event in events:  # as a live display reads them
+                seen.append((event.kind, event.run.last_error))
+        assert seen == [("retry", lag.message), ("status", None), ("retry", down.message),
+                        ("status", None), ("ended", None)]
+
+    run(main)
+
+
+def test_a_slow_consumer_sees_nothing_after_a_stop_and_no_request_goes_out() -> None:
+    async def main() -> None:
+        denied = AuthError("Invalid API key", status=401)
+        scripts: dict[str, Script] = {"bad": timeline((0, "queued"), (5, denied))}
+        scripts |= {f"r{i}": lambda t: "queued" for i in range(5)}
+        client = FakeClient(scripts, rate=0)
+        w = watcher(client)
+        kinds_seen, fatal_at = [], 0.0
+        async with contextlib.aclosing(w.run()) as events:
+            async for event in events:
+                kinds_seen.append(event.kind)
+                fatal_at = event.at if event.kind == "fatal" else fatal_at
+                await asyncio.sleep(3.0)  # a slow pipe: the engine must not go on meanwhile
+        assert kinds_seen[-6:] == ["fatal"] + ["stopped"] * 5
+        assert not [c for c in client.calls if c.at > fatal_at]
+        assert w.fatal is denied
+        assert w.runs[0].last_error == denied.message
+        assert not still_pending()
+
+    run(main)
+
+
+def test_a_stop_gives_each_run_exactly_one_final_event() -> None:
+    async def main() -> None:
+        # Both seen failed, both full fetches failing when the timeout comes; ending the
+        # first under fail-fast must not end the second twice.
+        down = NetworkError("connection refused")
+        client = FakeClient({"a": sequence("queued", "failed", down), "b": sequence("queued", "failed", down),
+                             "c": lambda t: "queued"})
+        w = watcher(client, timeout=20.0, fail_fast=True, give_up_after=1000)
+        events = await collect(w)
+        finals = [(e.run.id, e.kind) for e in events if e.kind not in ("status", "retry")]
+        assert sorted(finals) == [("a", "ended"), ("b", "ended"), ("c", "timeout")]
+
+    run(main)
+
+
+def test_the_watchers_own_state() -> None:
+    async def main() -> None:
+        client = FakeClient({"a": timeline((0, "queued"), (3, "completed")), "b": lambda t: "completed"})
+        w = watcher(client)
+        assert (w.active, w.fatal, [r.status for r in w.runs]) == (2, None, [None, None])
+        await collect(w)
+        assert (w.active, w.fatal) == (0, None)
+        with pytest.raises(RuntimeError) as info:
+            await w.run().__anext__()
+        assert str(info.value) == "a Watcher runs once"
+
+    run(main)
+
+
+def test_initial_objects_without_a_status_are_polled_at_once() -> None:
+    async def main() -> None:
+        client = FakeClient({"odd": lambda t: "completed", "seeded": lambda t: "completed",
+                             "none": lambda t: "completed"})
+        initial = {"odd": {"id": "odd"}, "seeded": partition("seeded", "queued", False)}
+        await collect(watcher(client, initial=initial))
+        first = {pid: client.calls_for(pid)[0].at for pid in client.scripts}
+        assert first["odd"] == first["none"] == 0.0
+        assert first["seeded"] >= 0.8
+
+    run(main)
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(None, 16), (4, 4), (0, 1)])
+def test_at_most_max_concurrent_requests_in_flight(limit: int | None, expected: int) -> None:
+    async def main() -> None:
+        client = FakeClient({f"r{i}": timeline((0, "queued"), (20, "completed")) for i in range(40)},
+                            rate=0, latency=2.0)
+        kw: dict[str, Any] = {} if limit is None else {"max_concurrent": limit}
+        w = watcher(client, **kw)
+        await collect(w)
+        assert client.most_in_flight == expected
+        client.most_in_flight = 0
+        runs = await check_once(client, list(client.scripts), **kw)
+        assert client.most_in_flight == expected
+        assert [(r.status, r.raw is not None) for r in runs] == [("completed", True)] * 40
+
+    run(main)
+
+
+def test_check_once_stops_the_slow_ones_at_a_fatal_error() -> None:
+    async def main() -> None:
+        scripts: dict[str, Script] = {f"q{i}": lambda t: "queued" for i in range(5)}
+        scripts["a"] = lambda t: AuthError("Invalid API key", status=401)
+        client = FakeClient(scripts, rate=0, latency_of={f"q{i}": 100.0 for i in range(5)})
+        with pytest.raises(AuthError):
+            await check_once(client, list(scripts))
+        assert now() < 1
+        assert client.cancelled == 5
+        assert not still_pending()
+
+    run(main)
+
+
+def test_a_first_poll_that_fails_backs_off_from_one_interval() -> None:
+    async def main() -> None:
+        down = NetworkError("connection refused")
+        client = FakeClient({"a": sequence(down, down, down, "completed")}, rate=0)
+        await collect(watcher(client, rng=Middle()))
+        gaps = poll_gaps(client, "a")
+        assert [d for _, d in gaps] == pytest.approx([base_at(at) * f for (at, _), f in zip(gaps, [1, 2, 4],
+                                                                                        strict=True)])
+
+    run(main)
+
+
+def test_a_fail_fast_stop_while_seeding_leaves_the_other_runs_as_they_were() -> None:
+    async def main() -> None:
+        client = FakeClient({"bad": lambda t: "failed", "other": lambda t: "queued"})
+        initial = {"bad": partition("bad", "failed", True), "other": partition("other", "queued", False)}
+        w = watcher(client, fail_fast=True, initial=initial)
+        events = await collect(w)
+        assert [(e.run.id, e.kind) for e in events] == [
+            ("bad", "status"), ("bad", "ended"), ("other", "stopped")]
+        assert [(r.status, r.outcome) for r in w.runs] == [("failed", "failed"), (None, "stopped")]
+        assert w.active == 0 and client.calls == []
+
+    run(main)
+
+
+def test_a_fresh_run_state() -> None:
+    assert RunState("x") == RunState("x", status=None, raw=None, started=0.0, ended=None, outcome=None,
+                                     last_error=None, exit_code=8)
+    assert not RunState("x").done
+
+    async def main() -> None:
+        client = FakeClient({"q": lambda t: "queued"})
+        (checked,) = await check_once(client, ["q"])
+        assert (checked.ended, checked.last_error, checked.started, checked.done) == (None, None, 0.0, False)
 
     run(main)

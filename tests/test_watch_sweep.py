@@ -8,6 +8,7 @@ timeline; `list` answers from it at the time of the request (status filter, `fro
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import itertools
 import random
@@ -20,22 +21,24 @@ import pytest
 from test_watch import (
     LATENCY,
     FakeClient,
+    Middle,
     Script,
     Step,
+    base_at,
     collect,
     kinds,
-    now,
     partition,
-    run,
     still_pending,
     timeline,
 )
+from virtual_time import now, run
 
 from retab_cli.budget import Budget
 from retab_cli.client import ApiResult
 from retab_cli.errors import AuthError, NotFoundError, ServerError
 from retab_cli.parsing import parse_time
-from retab_cli.watch import MAX_BACKOFF, SWEEP_STATUSES, SWEEP_THRESHOLD, Event, Watcher
+from retab_cli.sweep import SWEEP_STATUSES, SWEEP_THRESHOLD
+from retab_cli.watch import MAX_BACKOFF, Event, Watcher
 
 ACTIVE = frozenset(SWEEP_STATUSES)
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -75,6 +78,7 @@ class Account:
         latency: float = LATENCY,
         override: Override | None = None,
         hidden: Callable[[str, float], bool] | None = None,
+        latency_of: Mapping[str, float] | None = None,
     ) -> None:
         self.budget = Budget(rate, 2.0, clock=asyncio.get_running_loop().time)
         self.scripts = scripts
@@ -82,6 +86,7 @@ class Account:
         # Newest first, as the API lists by default; ties broken by id, like the emulator.
         self.order = sorted(scripts, key=lambda p: (parse_time(self.created[p]) or DAY0, p), reverse=True)
         self.latency = latency
+        self.latency_of = dict(latency_of or {})  # per id, for its GETs, instead of `latency`
         self.override = override
         self.hidden = hidden or (lambda pid, t: False)
         self.gets: list[Got] = []
@@ -100,7 +105,7 @@ class Account:
         got = Got(now(), partition_id, include_output, attempts)
         self.gets.append(got)
         step = self.status_at(partition_id, now())
-        await asyncio.sleep(self.latency)
+        await asyncio.sleep(self.latency_of.get(partition_id, self.latency))
         if isinstance(step, BaseException):
             raise step
         assert isinstance(step, str)
@@ -140,12 +145,13 @@ class Account:
         }
         return ApiResult(body, 200, "req_fake")
 
-    def gets_for(self, pid: str) -> list[Got]:
+    # `list` is a method here: the builtin is spelled out in the annotations below.
+    def gets_for(self, pid: str) -> builtins.list[Got]:
         return [g for g in self.gets if g.id == pid]
 
-    def sweeps(self) -> list[list[Listed]]:
+    def sweeps(self) -> builtins.list[builtins.list[Listed]]:
         """The list requests grouped by sweep (each starts with the first pending page)."""
-        out: list[list[Listed]] = []
+        out: builtins.list[builtins.list[Listed]] = []
         for listed in self.lists:
             if listed.params["status"] == SWEEP_STATUSES[0] and "after" not in listed.params:
                 out.append([])
@@ -179,10 +185,6 @@ def reported(events: list[Event]) -> dict[str, Event]:
         if e.kind == "status" and e.new not in ACTIVE:
             out.setdefault(e.run.id, e)
     return out
-
-
-def base_at(t: float) -> float:
-    return min(max(t / 10, 1.0), 10.0)
 
 
 # ---- the budget and the delay to notice an end -----------------------------------------
@@ -654,11 +656,321 @@ def test_an_unexpected_exception_in_a_fetch_ends_the_watch() -> None:
     async def main() -> None:
         scripts: dict[str, Script] = {f"w{i:02}": life(500) for i in range(60)}
         for i in range(10):
-            scripts[f"b{i}"] = timeline((0, "queued"), (5, ValueError("bug")))  # type: ignore[arg-type]
+            scripts[f"b{i}"] = timeline((0, "queued"), (5, ValueError("bug")))
         client = Account(scripts)
         w = watcher(client, list(scripts))
         with pytest.raises(ValueError, match="bug"):
             await collect(w)
         assert not still_pending()
+
+    run(main)
+
+
+# ---- exact pacing and hand-over -------------------------------------------------------------
+
+
+def sweep_starts(client: Account) -> list[float]:
+    return [s[0].at for s in client.sweeps()]
+
+
+def test_sweeps_come_round_every_interval_from_the_start_of_the_last() -> None:
+    async def main() -> None:
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0)
+        await collect(watcher(client, list(client.scripts), timeout=40, rng=Middle()))
+        starts = sweep_starts(client)
+        assert starts[:10] == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+        # later the interval grows with the elapsed time: start + clamp(elapsed / 10)
+        for a, b in itertools.pairwise(starts[10:]):
+            assert b == pytest.approx(a + base_at(a + 3 * LATENCY))
+
+    run(main)
+
+
+def test_failed_sweeps_back_off_from_when_they_failed_and_a_success_resets() -> None:
+    async def main() -> None:
+        down = ServerError("HTTP 503 Service Unavailable", status=503)
+        failing: list[float] = []
+
+        def override(t: float, params: dict[str, Any]) -> BaseException | None:
+            if 2.5 <= t < 8:
+                failing.append(t)
+                return down
+            return None
+
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0, override=override)
+        await collect(watcher(client, list(client.scripts), timeout=30, rng=Middle()))
+        starts = sweep_starts(client)
+        assert starts[:3] == pytest.approx([0.0, 1.0, 2.0])
+        # 3.0 fails: waits 1 interval from its failure, then 2, then 4; then a success,
+        # and one interval again from its start.
+        assert failing == pytest.approx([3.0, 4.05, 6.1])
+        recovered = 6.1 + LATENCY + 4 * 1.0
+        assert starts[3:7] == pytest.approx([3.0, 4.05, 6.1, recovered])
+        assert starts[7] == pytest.approx(recovered + base_at(recovered + 3 * LATENCY))
+
+    run(main)
+
+
+def test_a_sweep_waits_at_least_what_its_requests_cost_under_the_budget() -> None:
+    async def main() -> None:
+        # Listed nowhere and still active when fetched: 3 pages and 60 GETs a sweep.
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=5.0, hidden=lambda pid, t: True)
+        await collect(watcher(client, list(client.scripts), timeout=120))
+        starts = sweep_starts(client)
+        assert len(starts) >= 3
+        assert all(b - a >= 63 / 5.0 - 1e-9 for a, b in itertools.pairwise(starts))
+
+    run(main)
+
+
+@pytest.mark.parametrize(("ending", "hands_over"), [(10, True), (9, False)])
+def test_sweeps_hand_over_when_exactly_fifty_are_left(ending: int, hands_over: bool) -> None:
+    async def main() -> None:
+        scripts: dict[str, Script] = {f"e{i:02}": forever("completed") for i in range(ending)}
+        scripts |= {f"w{i:02}": forever() for i in range(60 - ending)}
+        client = Account(scripts, rate=0)
+        w = watcher(client, list(scripts), timeout=5)
+        await collect(w)
+        assert w.active == 0 and [r.outcome for r in w.runs].count("completed") == ending
+        polled = [g for g in client.gets if not g.include_output]
+        assert bool(polled) is hands_over
+        assert (len(client.sweeps()) == 1) is hands_over
+
+    run(main)
+
+
+def test_one_run_left_after_a_sweep_is_still_followed_to_its_end() -> None:
+    async def main() -> None:
+        scripts: dict[str, Script] = {f"e{i:02}": forever("completed") for i in range(59)}
+        scripts["last"] = timeline((0, "in_progress"), (20, "completed"))
+        client = Account(scripts, rate=0)
+        w = watcher(client, list(scripts))
+        await collect(w)
+        assert w.runs[-1].outcome == "completed"
+        assert w.exit_code() == 0
+
+    run(main)
+
+
+@pytest.mark.parametrize(("pages", "hands_over"), [(55, True), (54, False)])
+def test_a_sweep_costing_as_many_pages_as_runs_hands_over(pages: int, hands_over: bool) -> None:
+    async def main() -> None:
+        watched = [f"w{i:02}" for i in range(55)]
+        extra = pages - 3  # more pages of others' pending runs, beyond one page per status
+
+        def override(t: float, params: dict[str, Any]) -> dict[str, Any]:
+            status, after = params["status"], params.get("after")
+            items: list[dict[str, Any]] = []
+            cursor = None
+            if status == "in_progress" and after is None:
+                items = [client.obj(pid, "in_progress", True) for pid in watched]
+            if status == "pending":
+                done = int(str(after or "c0")[1:])
+                cursor = f"c{done + 1}" if done < extra else None
+            return {"data": items, "list_metadata": {"before": None, "after": cursor}}
+
+        client = Account({pid: forever() for pid in watched}, rate=0, override=override)
+        await collect(watcher(client, watched, timeout=5))
+        sweeps = client.sweeps()
+        assert len(sweeps[0]) == pages
+        assert (len(sweeps) == 1) is hands_over
+
+    run(main)
+
+
+def test_a_never_seen_run_after_the_hand_over_is_polled_after_an_interval() -> None:
+    async def main() -> None:
+        lag = NotFoundError("Partition not found", status=404)
+        scripts: dict[str, Script] = {f"e{i:02}": forever("completed") for i in range(10)}
+        scripts |= {f"w{i:02}": forever() for i in range(49)}
+        scripts["ghost"] = timeline((0, lag), (30, "queued"))
+        client = Account(scripts, rate=0)
+        w = watcher(client, list(scripts), timeout=40, not_found_tolerance=100)
+        await collect(w)
+        ghost = [g.at for g in client.gets_for("ghost")]
+        assert len(client.sweeps()) == 1  # handed over after the first sweep, which fetched it
+        assert ghost[0] > client.lists[-1].at
+        assert ghost[1] - (ghost[0] + LATENCY) >= 0.8 - 1e-9  # then polled after an interval, not at once
+
+    run(main)
+
+
+def test_when_every_run_was_seeded_the_first_sweep_waits_an_interval() -> None:
+    async def main() -> None:
+        # At 0.5 requests/s one request is worth 2 s: the first sweep has cost nothing yet.
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0.5)
+        initial = {pid: client.obj(pid, "in_progress", False) for pid in client.scripts}
+        await collect(watcher(client, list(client.scripts), timeout=5, rng=Middle(), initial=initial))
+        assert sweep_starts(client)[0] == pytest.approx(1.0)
+
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0)
+        initial = {pid: client.obj(pid, "in_progress", False) for pid in list(client.scripts)[1:]}
+        started = now()
+        await collect(watcher(client, list(client.scripts), timeout=5, rng=Middle(), initial=initial))
+        assert sweep_starts(client)[0] == started  # one was never seen: at once
+
+    run(main)
+
+
+# ---- what listings and fetches mean ----------------------------------------------------------
+
+
+def test_a_listing_cut_short_fails_only_the_runs_it_did_not_show() -> None:
+    async def main() -> None:
+        watched = [f"w{i:02}" for i in range(60)]
+        down = ServerError("HTTP 502 Bad Gateway", status=502)
+
+        def override(t: float, params: dict[str, Any]) -> BaseException | dict[str, Any] | None:
+            if params["status"] != "pending":
+                return None
+            if params.get("after") is None:
+                return {"data": [client.obj(p, "pending", True) for p in watched[:30]],
+                        "list_metadata": {"before": None, "after": "w29"}}
+            return down if t < 10 else None
+
+        client = Account({pid: forever("pending") for pid in watched}, rate=0, override=override)
+        events = await collect(watcher(client, watched, timeout=12))
+        retried = {e.run.id for e in events if e.kind == "retry"}
+        assert retried == set(watched[30:])
+        assert all(e.error is down for e in events if e.kind == "retry")
+
+    run(main)
+
+
+def test_a_run_fetched_once_then_404_is_gone_at_once() -> None:
+    async def main() -> None:
+        deleted = NotFoundError("Partition not found", status=404)
+        scripts: dict[str, Script] = {f"w{i:02}": forever() for i in range(60)}
+        scripts["hidden"] = timeline((0, "in_progress"), (3, deleted))
+        client = Account(scripts, rate=0, hidden=lambda pid, t: pid == "hidden")
+        w = watcher(client, list(scripts), timeout=20)
+        events = await collect(w)
+        assert kinds(events, "hidden") == ["status:in_progress", "gone"]
+        fetched = client.gets_for("hidden")
+        assert [g.data is not None for g in fetched] == [True] * (len(fetched) - 1) + [False]
+        assert next(r for r in w.runs if r.id == "hidden").outcome == "not_found"
+
+    run(main)
+
+
+def test_a_listed_run_with_an_unknown_status_is_fetched_on_its_own() -> None:
+    async def main() -> None:
+        scripts: dict[str, Script] = {f"w{i:02}": forever() for i in range(60)}
+
+        def override(t: float, params: dict[str, Any]) -> dict[str, Any] | None:
+            if params["status"] == "in_progress":  # w00 listed as 'paused', the rest as asked
+                items = [client.obj(p, "in_progress", True) for p in scripts if p != "w00"]
+                items += [{**client.obj("w00", "paused", True)}, "junk", 5, None]  # odd items skipped
+                return {"data": items, "list_metadata": {"before": None, "after": None}}
+            return None
+
+        client = Account(scripts, rate=0, override=override)
+        w = watcher(client, list(scripts), timeout=5)
+        await collect(w)
+        assert len(client.gets_for("w00")) == len(client.sweeps())
+        assert not client.gets_for("w01")
+
+    run(main)
+
+
+def test_an_unusable_list_page_fails_the_sweep() -> None:
+    async def main() -> None:
+        bodies: list[Any] = [{"data": {}, "list_metadata": {}}, {"data": [], "list_metadata": []},
+                             {"data": [], "list_metadata": {"after": 5}}, {"list_metadata": {}}, [], "page"]
+        for body in bodies:
+            until = now() + 2
+
+            def override(t: float, params: dict[str, Any], body: Any = body, until: float = until) -> Any:
+                return body if t < until else None
+
+            client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0, override=override)
+            events = await collect(watcher(client, list(client.scripts), timeout=4))
+            retries = [e for e in events if e.kind == "retry"]
+            assert retries, body
+            assert {str(e.error) for e in retries} == {
+                "unusable response: a list page needs 'data' and 'list_metadata'"}
+
+    run(main)
+
+
+def test_the_cursor_message_keeps_the_server_string_out() -> None:
+    async def main() -> None:
+        def override(t: float, params: dict[str, Any]) -> dict[str, Any] | None:
+            if t < 2 and params["status"] == "pending":
+                return {"data": [], "list_metadata": {"before": None, "after": "\x1b]52;c;evil\x07"}}
+            return None
+
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0, override=override)
+        events = await collect(watcher(client, list(client.scripts), timeout=4))
+        messages = {str(e.error) for e in events if e.kind == "retry"}
+        assert messages == {"unusable response: the list cursor did not advance"}
+
+    run(main)
+
+
+def test_an_individual_fetch_failing_gives_up_on_time() -> None:
+    async def main() -> None:
+        down = ServerError("HTTP 500 Internal Server Error", status=500)
+        scripts: dict[str, Script] = {f"w{i:02}": forever() for i in range(60)}
+        scripts["sick"] = timeline((0, "in_progress"), (5, down))
+        client = Account(scripts, rate=0, hidden=lambda pid, t: pid == "sick" and t >= 5)
+        w = watcher(client, list(scripts), give_up_after=30, timeout=200)
+        events = await collect(w)
+        first_failure = next(g.at for g in client.gets_for("sick") if g.at >= 5) + LATENCY
+        gave_up = next(e for e in events if e.kind == "gave_up")
+        assert gave_up.run.id == "sick"
+        assert 30.0 <= gave_up.at - first_failure <= 30.0 + 4 * LATENCY
+
+    run(main)
+
+
+def test_a_bug_in_one_fetch_cancels_the_slow_others() -> None:
+    async def main() -> None:
+        scripts: dict[str, Script] = {f"w{i:02}": forever() for i in range(60)}
+        scripts["bug"] = timeline((0, "in_progress"), (3, ValueError("bug")))
+        slow = {f"s{i}": 500.0 for i in range(5)}
+        scripts |= {pid: forever() for pid in slow}
+        client = Account(scripts, rate=0, latency_of=slow,
+                         hidden=lambda pid, t: t >= 3 and (pid == "bug" or pid in slow))
+        w = watcher(client, list(scripts))
+        with pytest.raises(ValueError, match="bug"):
+            await collect(w)
+        assert now() < 10
+        assert not still_pending()
+
+    run(main)
+
+
+def test_under_fail_fast_the_first_run_to_give_up_in_a_failed_sweep_stops_the_rest() -> None:
+    async def main() -> None:
+        down = ServerError("HTTP 503 Service Unavailable", status=503)
+        client = Account({f"w{i:02}": forever() for i in range(60)}, rate=0,
+                         override=lambda t, params: down if t >= 1 else None)
+        w = watcher(client, list(client.scripts), fail_fast=True, give_up_after=20)
+        events = await collect(w)
+        finals = [e for e in events if e.kind in ("gave_up", "stopped")]
+        assert [e.kind for e in finals] == ["gave_up"] + ["stopped"] * 59
+        assert finals[0].run.id == "w00" and w.exit_code() == 1
+
+    run(main)
+
+
+def test_answers_arriving_with_a_fatal_one_change_nothing_after_the_stop() -> None:
+    async def main() -> None:
+        # Every run is fetched on its own each sweep (listed nowhere); w00's fetch is a 401
+        # at t >= 3, and the other answers of that same sweep arrive at the same instant.
+        denied = AuthError("Invalid API key", status=401)
+        scripts: dict[str, Script] = {f"w{i:02}": forever() for i in range(60)}
+        scripts["w00"] = timeline((0, "in_progress"), (3, denied))
+        client = Account(scripts, rate=0, hidden=lambda pid, t: True)
+        w = watcher(client, list(scripts))
+        events = await collect(w)
+        assert sum(e.kind == "fatal" for e in events) == 1
+        for state in w.runs[1:]:
+            answered = [g for g in client.gets_for(state.id) if g.data is not None]
+            assert state.outcome == "stopped"
+            assert state.raw is answered[-1].data
+        in_flight = [g for g in client.gets if g.at >= 3.0 and g.id != "w00"]
+        assert in_flight and all(g.data is None for g in in_flight)  # cancelled, not answered
 
     run(main)

@@ -17,7 +17,7 @@ from retab_cli.batch.journal import RETRYABLE, UNSENT, Journal
 from retab_cli.batch.params import Params
 from retab_cli.batch.shard import WHOLE, Shard
 from retab_cli.batch.sources import Source
-from retab_cli.render import format_number
+from retab_cli.text import format_number
 
 TIER_MULTIPLIERS = {"retab-micro": 0.2, "retab-small": 1.0, "retab-large": 3.0}
 DEFAULT_MODEL = "retab-small"

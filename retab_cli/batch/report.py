@@ -20,7 +20,7 @@ from typing import IO, Any
 from retab_cli.batch.estimate import dollars
 from retab_cli.batch.journal import Journal, Row
 from retab_cli.errors import UsageError
-from retab_cli.render import format_number, sanitize
+from retab_cli.text import format_number, sanitize
 
 FIELDS = ("path", "sha256", "partition_id", "status", "pages", "chunks", "credits",
           "error_code", "error_message", "output_dir")

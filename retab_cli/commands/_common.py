@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import sys
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,10 +35,11 @@ _CTX = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotat
 CommandFn = Callable[..., int | None]
 
 
-def command(*, options: Sequence[str] = OUTPUT_OPTIONS,
-            output: str | None = None) -> Callable[[CommandFn], Callable[..., None]]:
+def command(*, options: Sequence[str] = OUTPUT_OPTIONS, output: str | None = None,
+            creating: bool = False) -> Callable[[CommandFn], Callable[..., None]]:
     """Make `fn(env, ...)` a Typer command with the shared output options (`options`, a
-    subset of OUTPUT_OPTIONS, declared after its own), or a fixed `output` mode."""
+    subset of OUTPUT_OPTIONS, declared after its own), or a fixed `output` mode.
+    `creating`: the command writes the profile it names (`auth login`), so it may be new."""
 
     def wrap(fn: CommandFn) -> Callable[..., None]:
         own = _own_parameters(fn)
@@ -55,7 +57,8 @@ def command(*, options: Sequence[str] = OUTPUT_OPTIONS,
                                          for f in dataclasses.fields(bundle)})
             if output is not None:
                 chosen["output"] = output
-            raise typer.Exit(_invoke(fn, _global_options(ctx), chosen, kwargs))
+            raise typer.Exit(_invoke(fn, _global_options(ctx), chosen, kwargs,
+                                     creating=creating))
 
         params = [_CTX, *flat, *shared]
         # Typer reads the parameters from the signature and the type hints.
@@ -88,15 +91,16 @@ def _fields(bundle: type) -> list[inspect.Parameter]:
 
 
 def _invoke(fn: CommandFn, opts: GlobalOptions, chosen: dict[str, Any],
-            kwargs: dict[str, Any]) -> int:
+            kwargs: dict[str, Any], *, creating: bool = False) -> int:
     from retab_cli.session import Env
 
-    env = Env(opts, quiet=bool(chosen.get("quiet")))
+    env = Env(opts, quiet=bool(chosen.get("quiet")), creating=creating)
     try:
         env.choose_output(**chosen)
         code = fn(env, **kwargs)
     except RetabError as exc:
         return env.fail(exc)
+    env.renderer.warn_unseen_fields()
     return errors.OK if code is None else code
 
 
@@ -108,17 +112,22 @@ def _global_options(ctx: typer.Context) -> GlobalOptions:
 # ---- the process boundary (Typer's own usage errors) -------------------------------
 
 
-def run_app(app: typer.Typer, args: list[str]) -> int:
+def run_app(app: Callable[..., Any], args: list[str]) -> int:
+    """Run the app (a Typer app or its built command) with these args; the exit code."""
     # Typer exports none of these exception types (its vendored Click's).
-    from typer._click.exceptions import ClickException
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
     from typer._click.exceptions import UsageError as ClickUsageError
 
     from retab_cli.render import Renderer
-    from retab_cli.running import Interrupted, silence_stdout
+    from retab_cli.render.streams import silence
+    from retab_cli.running import Interrupted
 
     renderer = Renderer("json", explicit_json=_asks_json(args))
     try:
         result = app(args=args, prog_name="retab", standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # a bare group (`retab partitions`): its help, as --help
+        renderer.line(exc.ctx.get_help())
+        return errors.OK
     except ClickUsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "retab"
         renderer.error(UsageError(exc.format_message(),
@@ -134,8 +143,8 @@ def run_app(app: typer.Typer, args: list[str]) -> int:
         renderer.error(UsageError(exc.format_message()))
         return errors.USAGE
     except BrokenPipeError:
-        silence_stdout()
-        return errors.OK
+        silence(sys.stdout)
+        return errors.worst(renderer.reported)
     return result if isinstance(result, int) else errors.OK
 
 
@@ -143,8 +152,10 @@ def _asks_json(args: Sequence[str]) -> bool:
     for i, arg in enumerate(args):
         if arg == "--":
             break
-        if arg == "--json" or arg in ("-ojson", "-ojsonl", "--output=json", "--output=jsonl"):
+        if arg == "--json" or arg.lower() in ("-ojson", "-ojsonl", "--output=json",
+                                              "--output=jsonl"):
             return True
-        if arg in ("-o", "--output") and i + 1 < len(args) and args[i + 1] in ("json", "jsonl"):
+        if arg in ("-o", "--output") and i + 1 < len(args) and args[i + 1].lower() in (
+                "json", "jsonl"):
             return True
     return False

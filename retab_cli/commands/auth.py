@@ -1,28 +1,40 @@
-"""`retab auth login | status | logout`: the API key of a profile."""
+"""`retab auth login | status | list | switch | logout`: the profiles and their API keys."""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
+from retab_cli.commands._options import complete_profiles
 from retab_cli.errors import AuthError, RetabError, UsageError
-from retab_cli.settings import check_key, remove_profile, save_profile
+from retab_cli.settings import (
+    check_key,
+    config_path,
+    list_profiles,
+    read_key_stream,
+    remove_profile,
+    save_profile,
+    switch_profile,
+)
 
 if TYPE_CHECKING:
     from retab_cli.session import Env
+    from retab_cli.settings import ProfileList
 
-app = typer.Typer(help="Store, check and remove the API key of a profile (--profile NAME).",
+app = typer.Typer(help="Store, check, list and switch the API keys of profiles (--profile NAME).",
                   no_args_is_help=True, rich_markup_mode=None)
 
 VERIFY_ATTEMPTS = 3  # a login answers quickly or says why
 
 
 @app.command()
-@command(options=(), output="table")
+@command(options=(), output="table", creating=True)
 def login(
     env: Env,
     with_key: Annotated[bool, typer.Option(
@@ -30,7 +42,7 @@ def login(
     no_verify: Annotated[bool, typer.Option(
         "--no-verify", help="Save without checking the key against the API.")] = False,
 ) -> int:
-    """Save an API key (and the base URL it is for) in the profile."""
+    """Save an API key (and the base URL it is for) in the profile, creating it if new."""
     key = _read_key(with_key)
     base_url = env.base_url()
 
@@ -39,29 +51,32 @@ def login(
             async with env.client(base_url=base_url, key=key,
                                   max_attempts=VERIFY_ATTEMPTS) as client:
                 await client.list({"limit": 1})
-        save_profile(env.settings.config_path, env.settings.profile,
-                     {"api_key": key, "base_url": base_url})
+        settings = env.settings
+        save_profile(settings.config_path, settings.profile,
+                     {"api_key": key, "base_url": base_url}, warn=env.renderer.warn)
         env.renderer.info(f"saved the key for {base_url} in profile "
-                          f"{env.settings.profile!r} ({env.settings.config_path})")
+                          f"{settings.profile!r} ({settings.config_path})")
         return errors.OK
 
     return env.run(main)
 
 
 def _read_key(with_key: bool) -> str:
+    """From a pipe (a few KiB at most, whatever is sent) or a hidden prompt, then checked."""
     from retab_cli.session import stdin_is_tty
 
     if with_key or not stdin_is_tty():
-        text = sys.stdin.readline()
-        key = text[:-1] if text.endswith("\n") else text
-        key = key[:-1] if key.endswith("\r") else key
-    else:
-        import getpass
+        try:
+            return read_key_stream(sys.stdin.buffer, "stdin")
+        except AuthError as exc:  # the general hint would be to run this very command
+            exc.hint = "pipe the key in on one line, e.g. retab auth login --with-key < key.txt"
+            raise
+    import getpass
 
-        key = getpass.getpass("Retab API key (input hidden): ", stream=sys.stderr)
+    key = getpass.getpass("Retab API key (input hidden): ", stream=sys.stderr)
     if not key:
         raise UsageError("no key given")
-    return check_key(key, "stdin" if with_key else "the prompt")
+    return check_key(key, "the prompt")
 
 
 @app.command()
@@ -76,6 +91,7 @@ def status(env: Env) -> int:
         settings = env.settings
         info: dict[str, Any] = {
             "profile": settings.profile,
+            "profile_source": settings.profile_source,
             "base_url": settings.base_url,
             "base_url_source": settings.base_url_source,
             "api_key": mask_key(settings.api_key) if settings.api_key else None,
@@ -84,43 +100,98 @@ def status(env: Env) -> int:
             "key_works": False,
             "problem": None,
         }
-        code = errors.OK
+        problem: RetabError | None = None
         try:
-            client = env.client()
-            async with client:
+            async with env.client() as client:
                 await client.list({"limit": 1})
             info["key_works"] = True
         except RetabError as exc:
             info["problem"] = exc.message
-            code = exc.exit_code if isinstance(exc, AuthError | UsageError) else errors.AUTH
-        _show_status(env, info)
-        return code
+            if not isinstance(exc, AuthError | UsageError):
+                exc.exit_code = errors.AUTH  # type: ignore[misc]  # the key was not shown to work
+            problem = exc
+        _show_status(env, info, settings.describe_key())
+        if problem is None:
+            return errors.OK
+        env.renderer.error(problem)  # as every command reports (a JSON line under --json)
+        return problem.exit_code
 
     return env.run(main)
 
 
-def _show_status(env: Env, info: dict[str, Any]) -> None:
-    if env.renderer.mode in ("json", "jsonl"):
+def _show_status(env: Env, info: dict[str, Any], key: str) -> None:
+    if env.renderer.mode == "json":
         env.renderer.json(info)
         return
+    if env.renderer.mode == "jsonl":
+        env.renderer.jsonl(info)
+        return
     rows = [
-        ("profile", info["profile"]),
+        ("profile", f"{info['profile']}  (from {info['profile_source']})"),
         ("base url", f"{info['base_url']}  (from {info['base_url_source']})"),
-        ("api key", f"{info['api_key'] or 'none'}  (from {info['api_key_source']})"),
+        ("api key", key),
         ("config", info["config_file"]),
         ("key works", "yes" if info["key_works"] else f"no: {info['problem']}"),
     ]
     for name, value in rows:
-        env.renderer.line(f"{name:<10} {value}")
+        env.renderer.line(f"{name:<10} {_one_line(value)}")
+
+
+@app.command("list")
+@command(options=("output", "json"))
+def list_(env: Env) -> None:
+    """List the profiles in the config file: base URL, masked key, and which one is active."""
+    profiles = list_profiles(env.opts, os.environ, warn=env.renderer.warn)
+    if env.renderer.mode in ("json", "jsonl"):
+        env.renderer.json(profiles.as_json())
+        return
+    _profile_table(env, profiles)
+
+
+def _profile_table(env: Env, profiles: ProfileList) -> None:
+    rows = [[" ", "NAME", "BASE URL", "API KEY"]]  # the first column marks the active one
+    rows += [["*" if p.active else " ", p.name, p.base_url, p.key] for p in profiles.profiles]
+    for line in _aligned([[_one_line(cell) for cell in row] for row in rows]):
+        env.renderer.line(line)
+    env.renderer.info(f"active: {_one_line(profiles.active)} (from {profiles.active_source})")
+
+
+def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
+def _one_line(value: object) -> str:
+    from retab_cli.render import sanitize
+
+    return sanitize(value, single_line=True)  # names and URLs come from a file anyone may edit
+
+
+@app.command()
+@command(options=(), output="table")
+def switch(
+    env: Env,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The profile to make active.",
+                                        show_default=False, autocompletion=complete_profiles)],
+) -> None:
+    """Make a profile the active one (the default for every command without --profile)."""
+    path = config_path(os.environ)
+    switch_profile(path, name, warn=env.renderer.warn)
+    env.renderer.info(f"active profile: {name!r} ({path})")
+    overriding = os.environ.get("RETAB_PROFILE")
+    if overriding and overriding != name:
+        env.renderer.warn(f"warning: RETAB_PROFILE={overriding} is set and takes precedence "
+                          "in this shell")
 
 
 @app.command()
 @command(options=(), output="table")
 def logout(env: Env) -> None:
     """Remove the profile (its key and base URL) from the config file."""
-    removed = remove_profile(env.settings.config_path, env.settings.profile)
+    settings = env.settings
+    removed = remove_profile(settings.config_path, settings.profile, warn=env.renderer.warn)
     if removed:
-        env.renderer.info(f"removed profile {env.settings.profile!r} from "
-                          f"{env.settings.config_path}")
+        env.renderer.info(f"removed profile {settings.profile!r} from {settings.config_path}")
     else:
-        env.renderer.info(f"profile {env.settings.profile!r} has no stored key; nothing to do")
+        env.renderer.info(f"profile {settings.profile!r} has no stored key; nothing to do")

@@ -6,37 +6,26 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._options import (
-    DryRunOpt,
-    FilenameOpt,
-    OptionalIdsArg,
-    SinceOpt,
-    StatusOpt,
-    UntilOpt,
-    YesOpt,
-)
-from retab_cli.errors import UsageError
-from retab_cli.statuses import ACTIVE_ORDER
+from retab_cli.commands._matching import Action, Filters
+from retab_cli.commands._options import DryRunOpt, OptionalIdsArg, YesOpt, duration
+from retab_cli.statuses import ACTIVE_ORDER, TERMINAL
 
 if TYPE_CHECKING:
-    from retab_cli.bulk import Tally
-    from retab_cli.paging import ListQuery
+    from retab_cli.client import Client
+    from retab_cli.commands._matching import Targets
     from retab_cli.session import Env
+
+CANCEL = Action("cancel", "cancelled", "POST", "/v1/partitions/{id}/cancel",
+                "Cancel {n} partition(s)?", statuses=tuple(ACTIVE_ORDER))
 
 
 @command()
 def cancel(
     env: Env,
     ids: OptionalIdsArg = None,
-    all_matching: Annotated[bool, typer.Option(
-        "--all-matching", help="Cancel every run matching the filters (at least one; "
-                               "statuses default to pending, queued, in_progress).")] = False,
-    status: StatusOpt = None,
-    filename: FilenameOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
+    *,
+    filters: Filters,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     wait: Annotated[bool, typer.Option(
@@ -45,121 +34,48 @@ def cancel(
         metavar="DUR", help="With --wait: give up after this long (exit 8), e.g. 90s, 5m.",
         show_default=False)] = None,
 ) -> int:
-    """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged)."""
-    from retab_cli.bulk import one_id, partial_on_broken_pipe, report_partial
-    from retab_cli.paging import snapshot_ids
-    from retab_cli.session import read_ids
-    from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
+    """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged).
+    With --all-matching, statuses default to pending, queued and in_progress."""
+    from retab_cli.commands._matching import run_bulk
+    from retab_cli.watch_ui import WatchSession, report_if_watching, watch_after
 
-    query = _check(ids, all_matching, status, filename, since, until)
-    wanted = read_ids(ids or []) if query is None else []
-    wait_timeout = _timeout(timeout)
-    done: list[str] = []
+    wait_timeout = duration(timeout, "--timeout")
     session = WatchSession()
 
-    async def main() -> int:
-        async with env.client() as client:
-            if query is not None:
-                wanted.extend(await snapshot_ids(client, query))
-                if not _confirm_matching(env, wanted, dry_run, yes):
-                    return errors.OK
-            elif dry_run:
-                _dry_run(env, wanted)
-                return errors.OK
-            single = one_id(ids)
-            # With --wait the watch prints the final objects; printing here too would put
-            # two JSON documents on stdout.
-            tally = await _cancel_all(env, client, wanted, done, single=single, show=not wait)
-            if wait and tally.values and not tally.stopped:
-                code = await watch_until_terminal(env, client, tally.values, wait_timeout,
-                                                  single=single, any_end_ok=True,
-                                                  session=session)
-                return errors.worst([code, *tally.codes])
+    async def act(client: Client, targets: Targets) -> int:
+        tally = targets.tally
+        # With --wait the watch prints the final objects; printing here too would put
+        # two JSON documents on stdout.
+        await _cancel_all(env, client, targets, show=not wait)
+        if wait and tally.values and not tally.stopped:
+            return await watch_after(env, client, tally, wait_timeout, single=targets.single,
+                                     any_end_ok=True, session=session)
         return tally.code
 
-    async def on_interrupt(code: int) -> None:
-        if session.watcher is not None:
-            await report_interrupt(env, session, cancel=False, code=code)
-        else:
-            report_partial(env.renderer, "cancelled", done, wanted, interrupted=True)
+    async def interrupted(code: int) -> bool:
+        return await report_if_watching(env, session, code)
 
-    return env.run(main, on_interrupt=on_interrupt,
-                   on_broken_pipe=partial_on_broken_pipe(env.renderer, "cancelled", done, wanted))
+    return run_bulk(env, CANCEL, ids, filters, dry_run=dry_run, yes=yes, act=act,
+                    interrupted=interrupted)
 
 
-def _check(ids: list[str] | None, all_matching: bool, status: list[str] | None,
-           filename: str | None, since: str | None, until: str | None) -> ListQuery | None:
-    filters = bool(status or filename or since or until)
-    if not all_matching:
-        if filters:
-            raise UsageError("--status/--filename/--since/--until need --all-matching")
-        if not ids:
-            raise UsageError("no partition ids given (pass ids, - for stdin, or "
-                             "--all-matching with filters)")
-        return None
-    if ids:
-        raise UsageError("give either ids or --all-matching, not both")
-    if not filters:
-        raise UsageError("--all-matching needs at least one filter (--status, --filename, "
-                         "--since, --until)")
-    from retab_cli.paging import build_query
-
-    return build_query(status or list(ACTIVE_ORDER), filename, since, until, limit=None)
-
-
-def _timeout(text: str | None) -> float | None:
-    from retab_cli.parsing import parse_duration
-
-    return parse_duration(text, "--timeout") if text else None
-
-
-def _confirm_matching(env: Env, wanted: list[str], dry_run: bool, yes: bool) -> bool:
-    if not wanted:
-        env.renderer.info("no partitions match; nothing to cancel")
-        return False
-    if dry_run:
-        _dry_run(env, wanted)
-        return False
-    from retab_cli.session import confirm_destructive
-
-    env.renderer.info(f"{len(wanted)} partition(s) match")
-    confirm_destructive(env, f"Cancel {len(wanted)} partition(s)?", yes,
-                        declined="nothing cancelled")
-    return True
-
-
-def _dry_run(env: Env, wanted: list[str]) -> None:
-    for partition_id in wanted:
-        env.renderer.line(f"POST /v1/partitions/{partition_id}/cancel")
-    env.renderer.info(f"dry run: would cancel {len(wanted)} partition(s); nothing sent")
-
-
-async def _cancel_all(env: Env, client: Any, wanted: list[str], done: list[str], *,
-                      single: bool, show: bool) -> Tally:
+async def _cancel_all(env: Env, client: Client, targets: Targets, *, show: bool) -> None:
     from retab_cli.bulk import bulk
 
     async def one(partition_id: str) -> dict[str, Any]:
         data: dict[str, Any] = (await client.cancel(partition_id)).data
         return data
 
-    tally = await bulk(env.renderer, "cancelled", wanted, one,
-                       lambda raw: _show(env, raw) if show else None, done)
-    if show and not tally.stopped and env.renderer.mode == "json" and tally.values:
-        env.renderer.json_result(tally.values, single=single)
-    return tally
+    tally = targets.tally
+    await bulk(env.renderer, "cancelled", targets.ledger, one,
+               lambda raw: _show(env, raw) if show else None, tally)
+    if show and env.renderer.mode == "json" and tally.values:
+        env.renderer.json_result(tally.values, single=targets.single)
 
 
 def _show(env: Env, raw: dict[str, Any]) -> None:
-    mode = env.renderer.mode
-    if mode == "jsonl":
-        env.renderer.jsonl(raw)
-    elif mode == "ids":
-        env.renderer.line(str(raw.get("id", "")))
-    elif mode == "table":
-        from retab_cli.render import tables
-
-        status = str(raw.get("status", ""))
-        note = "" if status == "cancelled" else "already ended; unchanged"
-        if status not in ("completed", "failed", "cancelled"):
-            note = "cancel requested"
-        tables.result_lines(env.renderer, [(str(raw.get("id", "")), status, note)])
+    status = str(raw.get("status", ""))
+    note = "" if status == "cancelled" else "already ended; unchanged"
+    if status not in TERMINAL:
+        note = "cancel requested"
+    env.renderer.result_row(raw, str(raw.get("id", "")), status, note)

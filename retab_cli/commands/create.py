@@ -11,13 +11,11 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._options import RunFlags
+from retab_cli.commands._options import RunFlags, duration
 
 if TYPE_CHECKING:
-    from retab_cli.bulk import Outcome, Tally
     from retab_cli.client import Client
-    from retab_cli.creating import CreateOptions
-    from retab_cli.documents import Document
+    from retab_cli.creating import Creates, Plan
     from retab_cli.session import Env
 
 
@@ -44,17 +42,6 @@ class SendFlags:
         "--dry-run", help="Print the requests that would be sent; send nothing.")] = False
 
 
-@dataclass(frozen=True)
-class Plan:
-    """One invocation, checked: the shared options, the documents and their keys."""
-
-    options: CreateOptions
-    documents: list[Document]
-    keys: list[str]
-    deadline: float | None
-    wait: bool
-
-
 @command()
 def create(
     env: Env,
@@ -69,8 +56,8 @@ def create(
     send: SendFlags,
 ) -> int:
     """Partition documents along a key (one chunk per invoice, per contract, ...)."""
-    from retab_cli.creating import DEFAULT_SYNC_TIMEOUT, dry_run_requests
-    from retab_cli.watch_ui import WatchSession, report_interrupt, watch_until_terminal
+    from retab_cli.creating import Creates, dry_run_requests
+    from retab_cli.watch_ui import WatchSession, report_if_watching, watch_after
 
     plan = _plan(env, files or [], url, run, send)
     if send.dry_run:
@@ -78,101 +65,83 @@ def create(
         env.renderer.objects(requests, single=True)
         env.renderer.info(f"dry run: {len(requests)} request(s) not sent")
         return errors.OK
-    answered: set[int] = set()
-    session = WatchSession()
-    sync_timeout = None if plan.options.background else (plan.deadline or DEFAULT_SYNC_TIMEOUT)
+    creates, session = Creates(plan), WatchSession()
 
     async def main() -> int:
-        async with env.client(request_timeout=sync_timeout) as client:
-            created = await _create_all(env, client, plan, answered)
-            if plan.wait and created.values:
-                code = await watch_until_terminal(env, client, created.values, plan.deadline,
-                                                  single=len(plan.documents) == 1,
-                                                  session=session)
-                return errors.worst([code, *created.codes])
-        return created.code
+        async with env.client() as client:
+            await _create_all(env, client, creates)
+            if plan.wait and creates.tally.values:
+                return await watch_after(env, client, creates.tally, plan.deadline,
+                                         single=creates.single, session=session)
+        return creates.tally.code
 
     async def on_interrupt(code: int) -> None:
-        if session.watcher is not None:
-            await report_interrupt(env, session, cancel=False, code=code)
-        pending = [i for i in range(len(plan.documents)) if i not in answered]
-        if pending:
-            env.renderer.warn("interrupted before every create was answered; to retry safely "
-                              "(no duplicate runs):")
-        for index in pending:
-            env.renderer.warn("  " + plan.options.rerun(plan.documents[index], plan.keys[index],
-                                                        plan.wait))
+        if await report_if_watching(env, session, code):
+            return
+        # Every run answered on stdout, every other document's safe retry on stderr.
+        _show_created(env, creates, streamed=not plan.wait)
+        creates.report_stop(env.renderer, "interrupted", ids_shown=True)
 
-    return env.run(main, on_interrupt=on_interrupt)
+    def on_broken_pipe() -> int:
+        creates.report_stop(env.renderer, "stdout was closed", ids_shown=False)
+        return errors.ERROR
+
+    return env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
 
 
 def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: SendFlags) -> Plan:
-    import secrets
-
-    from retab_cli.creating import DocumentSource, check_idempotency_key, require_key
-    from retab_cli.parsing import parse_duration
+    from retab_cli.creating import DocumentSource, Plan, require_key
+    from retab_cli.session import stdin_is_tty
 
     require_key(run.key)
     if send.background and send.wait:
         raise errors.UsageError("--background and --wait cannot be used together")
     if send.timeout and send.background:
         raise errors.UsageError("--timeout applies to a synchronous create or --wait")
-    options = run.options(background=send.background or send.wait)
-    deadline = parse_duration(send.timeout, "--timeout") if send.timeout else None
+    options = run.options(background=send.background or send.wait, warn=env.renderer.warn)
+    deadline = duration(send.timeout, "--timeout")
+    if files == ["-"] and url is None and stdin_is_tty():  # reading it would block
+        raise errors.UsageError("'-' reads the document from stdin, but stdin is a terminal",
+                                hint="pipe it in, e.g. retab partitions create - --filename "
+                                     "scan.pdf --key KEY < scan.pdf")
     source = DocumentSource(tuple(files), url, send.filename, send.mime_type)
-    documents = source.load(sys.stdin.buffer, env.renderer.warn)
-    check_idempotency_key(send.idempotency_key, len(documents))
-    keys = [send.idempotency_key or secrets.token_hex(16) for _ in documents]
-    return Plan(options, documents, keys, deadline, send.wait)
+    return Plan.make(options, source.load(sys.stdin.buffer, env.renderer.warn),
+                     idempotency_key=send.idempotency_key, deadline=deadline, wait=send.wait)
 
 
-async def _create_all(env: Env, client: Client, plan: Plan, answered: set[int]) -> Tally:
+async def _create_all(env: Env, client: Client, creates: Creates) -> None:
     """Send the creates, showing each result as it comes (or, with --wait, leaving the
     showing to the watch)."""
-    from retab_cli.bulk import Tally
-    from retab_cli.creating import explain_failure, send_creates
+    from retab_cli.render.progress import create_spinner
+    from retab_cli.watch_ui import status_error
 
-    renderer, documents = env.renderer, plan.documents
-    created = Tally(renderer.error)
+    renderer, plan = env.renderer, creates.plan
+    stream = renderer.mode == "jsonl" and not plan.wait
 
-    def emit(outcome: Outcome) -> None:
-        if outcome.error is not None:
-            index = outcome.item
-            explain_failure(outcome.error, plan.options, documents[index], plan.keys[index],
-                            plan.wait)
-            created.failed(outcome.error)
-            return
-        created.values.append(outcome.value)
-        if not plan.options.background:
-            created.codes.append(errors.exit_for_status(str(outcome.value.get("status"))))
-        if renderer.mode == "jsonl" and not plan.wait:
-            renderer.jsonl(outcome.value)
+    def each(run: dict[str, Any]) -> None:
+        if not plan.options.background:  # a run that did not complete, as a JSON error too
+            status_error(env, run)
+        if stream:
+            renderer.jsonl(run)
 
-    progress = _progress(env, len(documents))
+    progress = create_spinner(renderer, synchronous=not plan.options.background,
+                              total=len(plan.documents))
     with progress or contextlib.nullcontext():
-        await send_creates(client, plan.options, documents, plan.keys, emit, answered=answered,
+        await creates.send(client, renderer, each=each,
                            advance=progress.advance if progress else None)
-    _show_created(env, created.values, wait=plan.wait, single=len(documents) == 1)
-    return created
+    values = creates.tally.values
+    if not plan.wait:
+        _show_created(env, creates, streamed=True)
+    elif values:  # the watch shows the runs and remembers their ids
+        ids = ", ".join(str(f.get("id")) for f in values[:5])
+        renderer.info(f"created {len(values)} run(s): {ids}" + (" …" if len(values) > 5 else ""))
 
 
-def _progress(env: Env, total: int) -> Any:
-    if total < 2 or env.renderer.mode != "table":
-        return None
-    from retab_cli.render.tables import UploadProgress
-
-    return UploadProgress(env.renderer, total=total)
-
-
-def _show_created(env: Env, values: list[dict[str, Any]], *, wait: bool, single: bool) -> None:
-    if wait:  # the watch shows the runs and remembers their ids
-        if values:
-            ids = ", ".join(str(f.get("id")) for f in values[:5])
-            env.renderer.info(f"created {len(values)} run(s): {ids}"
-                              + (" …" if len(values) > 5 else ""))
-        return
+def _show_created(env: Env, creates: Creates, *, streamed: bool) -> None:
+    """The runs created, on stdout in the chosen mode (jsonl: unless `streamed` already)."""
     from retab_cli.recent import remember
 
-    remember(str(f.get("id", "")) for f in values)
-    if env.renderer.mode != "jsonl" and values:
-        env.renderer.partitions(values, single=single)
+    values = creates.tally.values
+    remember((f.get("id") for f in values), env.settings)
+    if values and not (streamed and env.renderer.mode == "jsonl"):
+        env.renderer.partitions(values, single=creates.single)

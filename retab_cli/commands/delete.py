@@ -1,61 +1,56 @@
-"""`retab partitions delete ID... | -`."""
+"""`retab partitions delete ID... | - | --all-matching [filters]`."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._options import DryRunOpt, IdsArg, YesOpt
+from retab_cli.commands._matching import Action, Filters
+from retab_cli.commands._options import DryRunOpt, OptionalIdsArg, YesOpt
 
 if TYPE_CHECKING:
+    from retab_cli.client import Client
+    from retab_cli.commands._matching import Targets
     from retab_cli.session import Env
+
+DELETE = Action("delete", "deleted", "DELETE", "/v1/partitions/{id}",
+                "Delete {n} partition(s) for good?", confirm_ids=True)
 
 
 @command()
-def delete(env: Env, ids: IdsArg, dry_run: DryRunOpt = False, yes: YesOpt = False) -> int:
-    """Delete partition runs for good (asks first on a terminal; --yes otherwise)."""
-    from retab_cli.bulk import bulk, one_id, partial_on_broken_pipe, report_partial
-    from retab_cli.session import confirm_destructive, read_ids
+def delete(
+    env: Env,
+    ids: OptionalIdsArg = None,
+    *,
+    filters: Filters,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+) -> int:
+    """Delete partition runs for good (asks first on a terminal; --yes otherwise).
+    With --all-matching, runs of any status match unless --status is given."""
+    from retab_cli.bulk import DONE, bulk
+    from retab_cli.commands._matching import run_bulk
+    from retab_cli.recent import forget
 
-    wanted = read_ids(ids)
-    if dry_run:
-        for partition_id in wanted:
-            env.renderer.line(f"DELETE /v1/partitions/{partition_id}")
-        env.renderer.info(f"dry run: would delete {len(wanted)} partition(s); nothing sent")
-        return errors.OK
-    confirm_destructive(env, f"Delete {len(wanted)} partition(s) for good?", yes,
-                        declined="nothing deleted")
-    done: list[str] = []
+    async def act(client: Client, targets: Targets) -> int:
+        async def remove(partition_id: str) -> dict[str, Any]:
+            result = await client.delete(partition_id)
+            already = bool(result.extra.get("already_deleted"))
+            return {"id": partition_id, "deleted": True, "already_deleted": already}
 
-    async def main() -> int:
-        async with env.client() as client:
-            async def remove(partition_id: str) -> dict[str, Any]:
-                result = await client.delete(partition_id)
-                already = bool(result.extra.get("already_deleted"))
-                return {"id": partition_id, "deleted": True, "already_deleted": already}
-
-            tally = await bulk(env.renderer, "deleted", wanted, remove,
-                               lambda row: _show(env, row), done)
+        tally = targets.tally
+        try:
+            await bulk(env.renderer, "deleted", targets.ledger, remove,
+                       lambda row: _show(env, row), tally)
+        finally:  # completion stops offering what is gone
+            forget(targets.ledger.where(DONE), env.settings)
         if env.renderer.mode == "json" and tally.values:
-            env.renderer.json_result(tally.values, single=one_id(ids))
+            env.renderer.json_result(tally.values, single=targets.single)
         return tally.code
 
-    async def on_interrupt(code: int) -> None:
-        report_partial(env.renderer, "deleted", done, wanted, interrupted=True)
-
-    return env.run(main, on_interrupt=on_interrupt,
-                   on_broken_pipe=partial_on_broken_pipe(env.renderer, "deleted", done, wanted))
+    return run_bulk(env, DELETE, ids, filters, dry_run=dry_run, yes=yes, act=act)
 
 
 def _show(env: Env, row: dict[str, Any]) -> None:
-    mode = env.renderer.mode
-    if mode == "jsonl":
-        env.renderer.jsonl(row)
-    elif mode == "ids":
-        env.renderer.line(row["id"])
-    elif mode == "table":
-        from retab_cli.render import tables
-
-        note = "already deleted" if row["already_deleted"] else ""
-        tables.result_lines(env.renderer, [(row["id"], "deleted", note)])
+    note = "already deleted" if row["already_deleted"] else ""
+    env.renderer.result_row(row, row["id"], "deleted", note)

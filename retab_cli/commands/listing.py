@@ -9,7 +9,7 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._options import FilenameOpt, SinceOpt, StatusOpt, UntilOpt
+from retab_cli.commands._options import FilenameOpt, SinceOpt, StatusOpt, UntilOpt, choices
 from retab_cli.recent import KEEP, remember
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ def list_partitions(
         metavar="ID", help="Start after this partition id (the next page).", show_default=False)] = None,
     before: Annotated[str | None, typer.Option(
         metavar="ID", help="Start before this partition id (the previous page).", show_default=False)] = None,
-    order: Annotated[str, typer.Option(metavar="ORDER", help="asc or desc (newest first).")] = "desc",
+    order: Annotated[str, typer.Option(metavar="ORDER", help="asc or desc (newest first).",
+                                       autocompletion=choices(("asc", "desc")))] = "desc",
 ) -> int:
     """List partition runs, newest first; --all pages through everything in constant memory."""
     from retab_cli.paging import Listing, build_query
@@ -42,16 +43,16 @@ def list_partitions(
         counts: Counter[str] = Counter()
         first_ids: list[str] = []
         renderer = env.renderer
-        renderer.begin_list()
         async with env.client() as client:
             listing = Listing(client, query)
-            async for page in listing.pages():
-                renderer.list_items(page)
-                counts.update(str(item.get("status")) for item in page)
-                if len(first_ids) < KEEP:
-                    first_ids.extend(str(item.get("id", "")) for item in page[:KEEP])
+            with renderer.list_stream():
+                async for page in listing.pages():
+                    renderer.list_items(page)
+                    counts.update(str(item.get("status")) for item in page)
+                    if len(first_ids) < KEEP:
+                        first_ids.extend(str(item.get("id", "")) for item in page[:KEEP])
         renderer.end_list(counts)
-        remember(first_ids)
+        remember(first_ids, env.settings)
         if listing.more:
             nxt = f" or --after {listing.cursor}" if listing.cursor and not query.before else ""
             renderer.info(f"more partitions exist: use --all, a larger --limit{nxt}")

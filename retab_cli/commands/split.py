@@ -9,8 +9,8 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
+from retab_cli.commands._options import complete_ids
 from retab_cli.errors import UsageError
-from retab_cli.recent import complete_ids
 from retab_cli.statuses import TERMINAL
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._options import IdsArg
+from retab_cli.commands._options import IdsArg, duration
 
 if TYPE_CHECKING:
     from retab_cli.session import Env
@@ -38,14 +38,13 @@ def watch(
     run completed, 3 if one failed, 5 if one was cancelled, 6 if one is gone, 8 on
     --timeout."""
     from retab_cli.bulk import one_id
-    from retab_cli.parsing import parse_duration
     from retab_cli.session import read_ids
     from retab_cli.watch_ui import WatchOptions, WatchSession, report_interrupt, watch_runs
 
     wanted = read_ids(ids)
     options = WatchOptions(
-        timeout=parse_duration(timeout, "--timeout") if timeout else None,
-        interval=parse_duration(interval, "--interval") if interval else None,
+        timeout=duration(timeout, "--timeout"),
+        interval=duration(interval, "--interval"),
         fail_fast=fail_fast, ci_summary=not no_ci_summary,
         single=one_id(ids))
     if options.interval is not None and options.interval < 0.1:

@@ -6,11 +6,13 @@ every read would only cost time.
 
 Where the spec and CONTRACT.md are silent, the emulator answers:
 - a malformed `document.url` (bad data URL or base64, another scheme): 422 with
-  FastAPI's shape at `["body", "document", "url"]`; an inline document over 32 MiB:
-  413 `document_too_large`; an http(s) URL off loopback: 201 and a failed run
-  (`remote_fetch_unsupported`);
+  FastAPI's shape at `["body", "document", "url"]`; a request body over 32 MiB:
+  413 `document_too_large` (middleware.LimitBody); an http(s) URL off loopback: 201
+  and a failed run (`remote_fetch_unsupported`), as are the emulator's own URLs
+  (`self_fetch_refused`), except its stored files (files.py), read from disk;
 - `before` and `after` together, or a cursor id this key never had: 400
-  `invalid_cursor`; an unparseable `from_date`/`to_date`: 400 `invalid_date`;
+  `invalid_cursor`; an unparseable `from_date`/`to_date`, or a `to_date` of
+  9999-12-31 (its next day, the exclusive bound, does not exist): 400 `invalid_date`;
 - `Idempotency-Key` applies to create only (cancel and delete are idempotent anyway);
   only a 201 is remembered, for 24 hours per API key; a concurrent retry with the
   same key waits for the first attempt and replays it.
@@ -22,18 +24,18 @@ import asyncio
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import date, datetime, timedelta
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from retab_cli.emulator import documents, runs
+from retab_cli.emulator import documents, files, runs
 from retab_cli.emulator.lifecycle import SYNC_WAIT_CAP_S, day_start_us, schedule
-from retab_cli.emulator.middleware import OWNER_KEY, structured
+from retab_cli.emulator.middleware import OWNER_KEY
+from retab_cli.emulator.responses import error_response, json_response, value_error
 from retab_cli.emulator.schemas import CreatePartitionRequest, Partition, PartitionList, Status
 from retab_cli.emulator.state import EmulatorState
 from retab_cli.emulator.store import ListQuery, Replay, UnknownCursor
@@ -44,15 +46,7 @@ INCLUDE_OUTPUT_HELP = (
     "When false, returns a cheap status-only projection (no output), served from cache "
     "for in-flight background runs."
 )
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(content).encode(), status, headers, media_type="application/json")
-
-
-def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response:
-    return json_response({"detail": structured(code, message, details)}, status)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only, unlike \d
 
 
 def not_found() -> Response:
@@ -85,9 +79,10 @@ def build_router(state: EmulatorState) -> APIRouter:
         chunk. Returns the stored `Partition` with its `output` chunks, and responds with `201`.
         """
         owner: str = request.scope[OWNER_KEY]
+        own_port = files.own_port(request)
         idempotency_key = request.headers.get("idempotency-key")
         if not idempotency_key:
-            return await _create(state, owner, body)
+            return await _create(state, owner, body, own_port)
         fingerprint = hashlib.sha256(
             json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
         ).hexdigest()
@@ -105,7 +100,7 @@ def build_router(state: EmulatorState) -> APIRouter:
                         {"idempotency_key": idempotency_key},
                     )
                 return Response(earlier.body, earlier.status, media_type="application/json")
-            response = await _create(state, owner, body)
+            response = await _create(state, owner, body, own_port)
             if response.status_code == 201:
                 replay = Replay(fingerprint, response.status_code, bytes(response.body))
                 store.remember(owner, idempotency_key, replay, now, now - IDEMPOTENCY_TTL_US)
@@ -140,13 +135,9 @@ def build_router(state: EmulatorState) -> APIRouter:
         try:
             from_us = _day_us("from_date", from_date)
             to_us = _day_us("to_date", to_date, next_day=True)
-        except ValueError as exc:
-            name, value = exc.args
+        except BadDate as exc:
             return error_response(
-                400,
-                "invalid_date",
-                f"{name} must be a date as YYYY-MM-DD (UTC), not {value!r}",
-                {"param": name, "value": value},
+                400, "invalid_date", str(exc), {"param": exc.name, "value": exc.value}
             )
         query = ListQuery(limit, order, before, after, filename, status, from_us, to_us)
         now = state.clock.now()
@@ -221,6 +212,13 @@ def build_router(state: EmulatorState) -> APIRouter:
     return router
 
 
+class BadDate(ValueError):
+    def __init__(self, name: str, value: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.value = value
+
+
 def _day_us(name: str, value: str | None, next_day: bool = False) -> int | None:
     """Start of the UTC day (or of the next one, for an inclusive upper bound)."""
     if value is None:
@@ -230,26 +228,35 @@ def _day_us(name: str, value: str | None, next_day: bool = False) -> int | None:
             raise ValueError
         day = datetime.strptime(value, "%Y-%m-%d")
     except ValueError:
-        raise ValueError(name, value) from None
+        raise BadDate(name, value, f"{name} must be a date as YYYY-MM-DD (UTC), not {value!r}") from None
+    if next_day and day.date() == date.max:
+        # Its next day, the exclusive bound, is past what dates can hold.
+        raise BadDate(name, value, f"{name} must be before {date.max.isoformat()}")
     return day_start_us(day + timedelta(days=1) if next_day else day)
 
 
-async def _create(state: EmulatorState, owner: str, body: CreatePartitionRequest) -> Response:
+async def _load(
+    state: EmulatorState, owner: str, source: documents.Document | documents.RemoteUrl, own_port: int | None
+) -> documents.Document | documents.StoredDocument | documents.DocumentFailure:
+    if isinstance(source, documents.Document):
+        return source
+    stored = files.stored_document(state, owner, source, own_port)
+    if stored is not None:
+        return stored
+    try:
+        return await state.fetcher.fetch(owner, source, own_port)
+    except documents.DocumentFailure as failure:
+        return failure
+
+
+async def _create(
+    state: EmulatorState, owner: str, body: CreatePartitionRequest, own_port: int | None
+) -> Response:
     url = body.document.url
     try:
         source = documents.parse_document_url(url)
     except documents.DocumentUrlError as exc:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("body", "document", "url"),
-                    "msg": f"Value error, {exc}",
-                    "input": url if len(url) <= 200 else url[:200] + "...",
-                    "ctx": {"error": str(exc)},
-                }
-            ]
-        ) from None
+        raise value_error(("body", "document", "url"), str(exc), url) from None
     except documents.DocumentTooLarge as exc:
         return error_response(
             413,
@@ -267,8 +274,9 @@ async def _create(state: EmulatorState, owner: str, body: CreatePartitionRequest
         allow_overlap=body.allow_overlap,
         background=body.background,
     )
+    document = await _load(state, owner, source, own_port)
     analysis = await run_in_threadpool(
-        runs.analyse, source, request.filename, request.key, request.allow_overlap
+        runs.analyse, document, request.filename, request.key, request.allow_overlap
     )
     run_id = runs.new_partition_id()
     created = state.clock.now()

@@ -7,11 +7,17 @@ the commands, so `retab --help` stays fast and works without the extra.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from retab_cli.emulator.config import Settings, parse_duration, parse_rate_limit, resolve_keys
+from retab_cli.emulator.config import (
+    Settings,
+    parse_duration,
+    parse_rate_limit,
+    parse_size,
+    resolve_keys,
+)
 from retab_cli.emulator.output import err
 
 EXTRA_MISSING = "error: the emulator needs its extra: pip install 'retab-cli[emulator]'"
@@ -73,6 +79,18 @@ LatencyOpt = Annotated[
     str | None, typer.Option("--latency", metavar="DUR", help="Delay added to each /v1 request (50ms, 1s).")
 ]
 ControlOpt = Annotated[bool, typer.Option("--control", help="Enable the control API under /_emulator/.")]
+MaxUploadOpt = Annotated[
+    str | None,
+    typer.Option("--max-upload", metavar="SIZE", help="Largest file upload (500MiB, 2GiB). [default: 1GiB]"),
+]
+FetchTimeoutOpt = Annotated[
+    str | None,
+    typer.Option("--fetch-timeout", metavar="DUR", help="Deadline of a whole document fetch. [default: 10s]"),
+]
+IdleTimeoutOpt = Annotated[
+    str | None,
+    typer.Option("--idle-timeout", metavar="DUR", help="Close idle connections after this. [default: 5s]"),
+]
 
 
 @dataclass
@@ -90,6 +108,9 @@ class Options:
     seed: int | None = None
     latency: str | None = None
     control: bool = False
+    max_upload: str | None = None
+    fetch_timeout: str | None = None
+    idle_timeout: str | None = None
 
     def over(self, parent: Options | None) -> Options:
         if parent is None:
@@ -115,10 +136,14 @@ def serve(
     seed: SeedOpt = None,
     latency: LatencyOpt = None,
     control: ControlOpt = False,
+    max_upload: MaxUploadOpt = None,
+    fetch_timeout: FetchTimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
 ) -> None:
     """Serve the emulator until Ctrl-C or SIGTERM."""
     options = Options(
-        host, port, db, api_key, speed, rate_limit, error_rate, error_status, seed, latency, control
+        host, port, db, api_key, speed, rate_limit, error_rate, error_status, seed, latency, control,
+        max_upload, fetch_timeout, idle_timeout,
     )
     if ctx.invoked_subcommand is not None:
         ctx.obj = options
@@ -150,11 +175,15 @@ def exec_(
     seed: SeedOpt = None,
     latency: LatencyOpt = None,
     control: ControlOpt = False,
+    max_upload: MaxUploadOpt = None,
+    fetch_timeout: FetchTimeoutOpt = None,
+    idle_timeout: IdleTimeoutOpt = None,
 ) -> None:
     """Start an emulator on a free port, run COMMAND with RETAB_API_BASE_URL,
     RETAB_API_KEY and RETAB_SAMPLE_PDF set, stop it, and exit with COMMAND's code."""
     options = Options(
-        host, port, db, api_key, speed, rate_limit, error_rate, error_status, seed, latency, control
+        host, port, db, api_key, speed, rate_limit, error_rate, error_status, seed, latency, control,
+        max_upload, fetch_timeout, idle_timeout,
     ).over(ctx.obj if isinstance(ctx.obj, Options) else None)
     _require_extra()
     from retab_cli.emulator.server import run_command
@@ -196,12 +225,32 @@ def _settings(options: Options, default_db: str) -> Settings:
             error_rate=error_rate,
             error_status=error_status,
             seed=options.seed,
-            latency_s=parse_duration(options.latency) if options.latency else 0.0,
+            latency_s=parse_duration(options.latency, "--latency") if options.latency else 0.0,
             control=options.control,
+            **_limits(options),
         )
     except ValueError as exc:
         err(f"error: {exc}")
         raise typer.Exit(2) from None
+
+
+def _limits(options: Options) -> dict[str, Any]:
+    """The Settings fields of the size and timeout options that were given."""
+    limits: dict[str, Any] = {}
+    if options.max_upload is not None:
+        limits["max_upload"] = parse_size(options.max_upload, "--max-upload")
+    if options.fetch_timeout is not None:
+        limits["fetch_timeout_s"] = _positive_duration(options.fetch_timeout, "--fetch-timeout")
+    if options.idle_timeout is not None:
+        limits["idle_timeout_s"] = _positive_duration(options.idle_timeout, "--idle-timeout")
+    return limits
+
+
+def _positive_duration(text: str, option: str) -> float:
+    seconds = parse_duration(text, option)
+    if not seconds > 0:
+        raise ValueError(f"{option} must be above 0")
+    return seconds
 
 
 def _warn_if_exposed(settings: Settings) -> None:

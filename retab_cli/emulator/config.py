@@ -30,6 +30,9 @@ class Settings:
     seed: int | None = None
     latency_s: float = 0.0
     control: bool = False
+    fetch_timeout_s: float = 10.0  # a whole loopback document fetch
+    idle_timeout_s: float = 5.0  # a connection without a complete request head
+    max_upload: int = 1024**3  # bytes of one uploaded file
 
     @property
     def primary_key(self) -> str:
@@ -59,15 +62,28 @@ def parse_rate_limit(text: str) -> RateLimit:
     return RateLimit(requests=int(match[1]), period_s=float(match[2]))
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, option: str) -> float:
     """Seconds from `50ms`, `1.5s`, `2`: the tool's own duration syntax."""
     from retab_cli.errors import UsageError
     from retab_cli.parsing import parse_duration as parse
 
     try:
-        return parse(text, "--latency duration")
+        return parse(text, f"{option} duration")
     except UsageError as exc:
         raise ValueError(exc.message) from None
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def parse_size(text: str, option: str) -> int:
+    """Bytes from `1GiB`, `500MiB`, `20MB`, `1048576`."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)", text.strip())
+    unit = match[2].lower() if match else ""
+    if not match or unit not in _SIZE_UNITS:
+        raise ValueError(f"{option} must be a size such as 500MiB, 2GiB or a number of bytes, not {text!r}")
+    return int(float(match[1]) * _SIZE_UNITS[unit])
 
 
 def url_host(host: str) -> str:

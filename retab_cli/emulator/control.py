@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from retab_cli.emulator import runs
-from retab_cli.emulator.api import error_response, json_response
 from retab_cli.emulator.middleware import owner_of
+from retab_cli.emulator.responses import error_response, json_response
 from retab_cli.emulator.state import EmulatorState
 
 MAX_SEED = 1_000_000
@@ -32,6 +32,7 @@ class FaultSpec(BaseModel):
     headers: dict[str, str] | None = None
     delay: float | None = Field(default=None, ge=0)
     drop: bool = False
+    drop_after: int | None = Field(default=None, ge=0)
     slow: float | None = Field(default=None, ge=0)
     truncate: bool = False
 

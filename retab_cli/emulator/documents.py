@@ -5,8 +5,8 @@ Three outcomes, matching what the real service plausibly does:
   validation time: `DocumentUrlError`, a 422 with FastAPI's error shape;
 - an inline document over 32 MiB decoded is refused with a 413: `DocumentTooLarge`;
 - anything found while fetching (a host the emulator will not reach, a failed fetch,
-  a remote document over the cap) is the run's own failure: `DocumentFailure`, a 201
-  whose partition has `status: failed` and a `PrimitiveError`.
+  a remote document over the cap; see fetch.py) is the run's own failure:
+  `DocumentFailure`, a 201 whose partition has `status: failed` and a `PrimitiveError`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ import base64
 import binascii
 import mimetypes
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from retab_cli.urls import is_loopback
 
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
-FETCH_TIMEOUT_S = 10.0
 GENERIC_MIME = "application/octet-stream"
 
 _WHITESPACE = re.compile(rb"\s+")
@@ -57,9 +55,23 @@ class Document:
 
 
 @dataclass(frozen=True)
+class StoredDocument:
+    """One of the emulator's own uploaded files, read from disk."""
+
+    path: Path
+    mime_type: str  # as declared at upload
+    file_id: str
+
+
+@dataclass(frozen=True)
 class RemoteUrl:
     url: str
     loopback: bool
+
+    @property
+    def port(self) -> int:
+        parts = urllib.parse.urlsplit(self.url)
+        return parts.port or (443 if parts.scheme.lower() == "https" else 80)
 
 
 def parse_document_url(url: str) -> Document | RemoteUrl:
@@ -68,10 +80,14 @@ def parse_document_url(url: str) -> Document | RemoteUrl:
     if scheme == "data":
         return _decode_data_url(url)
     if scheme in ("http", "https"):
-        host = urllib.parse.urlsplit(url).hostname
-        if not host:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 (raises on a port that is not one)
+        except ValueError:  # `http://[zz/`, `http://host:99999/`
+            raise DocumentUrlError("the document URL has an invalid host or port") from None
+        if not parts.hostname:
             raise DocumentUrlError("the document URL has no host")
-        return RemoteUrl(url=url, loopback=is_loopback(host))
+        return RemoteUrl(url=url, loopback=is_loopback(parts.hostname))
     raise DocumentUrlError("the document URL must be a data: URL or an http(s) URL")
 
 
@@ -102,33 +118,6 @@ def _decode_base64(payload: str) -> bytes:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise DocumentUrlError(f"the data URL's base64 payload is invalid: {exc}") from None
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead off loopback; the emulator never follows one.
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def fetch(remote: RemoteUrl) -> Document:
-    """Fetch a loopback URL (blocking: call it from a worker thread)."""
-    if not remote.loopback:
-        raise DocumentFailure(
-            "remote_fetch_unsupported",
-            "the emulator only fetches documents from loopback hosts; send the bytes as a data URL",
-        )
-    opener = urllib.request.build_opener(_NoRedirects, urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(remote.url, timeout=FETCH_TIMEOUT_S) as response:
-            data = response.read(MAX_DOCUMENT_BYTES + 1)
-            content_type = str(response.headers.get("Content-Type") or "")
-    except urllib.error.HTTPError as exc:
-        raise DocumentFailure("remote_fetch_failed", f"fetching the document gave HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DocumentFailure("remote_fetch_failed", f"fetching the document failed: {exc}") from None
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise DocumentFailure("document_too_large", f"the document is over {MAX_DOCUMENT_BYTES} bytes")
-    return Document(data=data, mime_type=content_type.split(";")[0].strip().lower())
 
 
 def sniff(data: bytes) -> str | None:

@@ -31,6 +31,7 @@ class Fault:
     headers: dict[str, str] | None = None
     delay: float | None = None
     drop: bool = False
+    drop_after: int | None = None  # request-body bytes read before the connection drops
     slow: float | None = None
     truncate: bool = False
     pattern: re.Pattern[str] = field(init=False, repr=False)
@@ -54,6 +55,7 @@ class Fault:
             "headers": self.headers,
             "delay": self.delay,
             "drop": self.drop,
+            "drop_after": self.drop_after,
             "slow": self.slow,
             "truncate": self.truncate,
         }

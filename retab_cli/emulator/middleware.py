@@ -1,5 +1,5 @@
-"""Pure ASGI middleware, outermost first: request id, request log, scripted faults,
-injected latency and errors, authentication, rate limit.
+"""Pure ASGI middleware, outermost first: request id, request log, body cap, scripted
+faults, injected latency and errors, authentication, rate limit.
 
 Pure ASGI (no BaseHTTPMiddleware) keeps the hot path to a few function calls and
 lets faults send half a body or close the connection.
@@ -19,19 +19,27 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from retab_cli.emulator.documents import Document, DocumentTooLarge, DocumentUrlError, parse_document_url
 from retab_cli.emulator.faults import ErrorDice, Fault, FaultQueue, RateLimiter, retry_after_header
 
 TRANSPORT_KEY = "retab.transport"  # set by server.py's protocol: the connection's transport
 OWNER_KEY = "retab.owner"
 API_KEY_KEY = "retab.api_key"
 REQUEST_LOG_CAP = 10_000
-LOGGED_BODY_CAP = 256 * 1024
+MAX_BODY_BYTES = 32 * 1024 * 1024  # the real API's cap on a request body (Cloud Run's)
+STORAGE_PREFIX = "/_storage/"  # the signed upload and download URLs: "another host"
 SECRET_HEADERS = (b"authorization", b"api-key")
+SECRET_PARAMS = ("signature",)
+BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 _DRIP_PIECES = 10
 
 
 def is_api_path(path: str) -> bool:
     return path == "/v1" or path.startswith("/v1/")
+
+
+def is_storage_path(path: str) -> bool:
+    return path.startswith(STORAGE_PREFIX)
 
 
 def owner_of(api_key: str) -> str:
@@ -109,20 +117,22 @@ class RequestLog:
 
 
 class LogRequests:
-    """Record /v1 requests: method, path, query, headers, parsed body, final status."""
+    """Record /v1 and storage requests: method, path, query, headers, body, final status.
+
+    The body is seen as the app reads it (the body cap inside has read it whole by
+    then, except for uploads, whose bytes are counted and never kept), and document
+    bytes are never stored: data URLs are logged as their size and sha256.
+    """
 
     def __init__(self, app: ASGIApp, log: RequestLog) -> None:
         self.app = app
         self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_api_path(scope["path"]):
+        if scope["type"] != "http" or not (is_api_path(scope["path"]) or is_storage_path(scope["path"])):
             await self.app(scope, receive, send)
             return
-        body = b""
-        if scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-            # Read the body first so it is logged even when a fault or 401 answers.
-            body, receive = await _buffer_body(receive)
+        tap = _BodyTap(receive, keep=not is_storage_path(scope["path"]))
         status: int | None = None
 
         async def send_noting_status(message: Message) -> None:
@@ -132,44 +142,128 @@ class LogRequests:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_noting_status)
+            await self.app(scope, tap.receive, send_noting_status)
         finally:
-            self.log.append(_log_entry(scope, body, status))
+            self.log.append(_log_entry(scope, tap, status))
 
 
-async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
+class _BodyTap:
+    """Counts the request body as it passes, keeping a copy only when asked."""
+
+    def __init__(self, receive: Receive, keep: bool) -> None:
+        self._receive = receive
+        self.keep = keep
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.complete = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            self.size += len(chunk)
+            if self.keep and self.size <= MAX_BODY_BYTES:
+                self.parts.append(chunk)
+            else:
+                self.keep, self.parts = False, []
+            self.complete = not message.get("more_body", False)
+        return message
+
+    def body(self) -> bytes | None:
+        return b"".join(self.parts) if self.keep and self.complete else None
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body; BodyTooLarge as soon as it passes `limit` bytes."""
     parts: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             break
-        parts.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        parts.append(chunk)
         if not message.get("more_body", False):
             break
-    body = b"".join(parts)
+    return b"".join(parts)
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives `body` once, then whatever the connection says next."""
     replayed = False
 
-    async def replay() -> Message:
+    async def receive_again() -> Message:
         nonlocal replayed
         if not replayed:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
-    return body, replay
+    return receive_again
 
 
-def _log_entry(scope: Scope, body: bytes, status: int | None) -> dict[str, Any]:
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over {limit} bytes, the API's limit")
+        self.limit = limit
+
+
+class LimitBody:
+    """413 for a body over the cap, told by Content-Length or found while reading.
+
+    Routes then get the body whole, read once. Storage paths are left alone: an
+    upload streams to disk under its own limit (`--max-upload`).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS or is_storage_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        try:
+            if (declared_length(scope) or 0) > self.limit:
+                raise BodyTooLarge(self.limit)
+            body = await read_body(receive, self.limit)
+        except BodyTooLarge as exc:
+            await _send_all(send, too_large(str(exc), exc.limit))
+            return
+        await self.app(scope, replay(body, receive), send)
+
+
+def declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def too_large(message: str, limit: int) -> list[Message]:
+    """The 413; the connection closes after it, so the rest of the body is never read."""
+    hint = "; send big documents through /v1/files/upload"
+    detail = structured("document_too_large", message + hint, {"limit": limit})
+    return json_error(413, detail, [(b"connection", b"close")])
+
+
+def _log_entry(scope: Scope, tap: _BodyTap, status: int | None) -> dict[str, Any]:
     headers: dict[str, str] = {}
     for name, value in scope["headers"]:
         text = value.decode("latin-1")
         headers[name.decode("latin-1").lower()] = _mask(text) if name.lower() in SECRET_HEADERS else text
+    query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    body = tap.body()
     return {
         "method": scope["method"],
         "path": scope["path"],
-        "query": dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
+        "query": {k: _mask(v) if k in SECRET_PARAMS else v for k, v in query},
         "headers": headers,
-        "body": _parse_body(body),
+        "body": _parse_body(body) if body is not None else None,
+        "body_bytes": tap.size,
         "status": status,
         "request_id": scope.get("retab.request_id"),
     }
@@ -188,18 +282,32 @@ def _parse_body(body: bytes) -> Any:
         parsed = json.loads(body)
     except ValueError:
         return None
-    # Keep the log small: big inline documents are cut to a prefix.
-    return _shorten(parsed) if len(body) > LOGGED_BODY_CAP else parsed
+    return _redact(parsed)
 
 
-def _shorten(value: Any) -> Any:
-    if isinstance(value, str) and len(value) > 1024:
-        return value[:1024] + f"...(+{len(value) - 1024} chars)"
+def _redact(value: Any) -> Any:
+    """No document bytes in the log: data URLs become their size and digest, and other
+    long strings are cut to a prefix."""
+    if isinstance(value, str):
+        if value[:5].lower() == "data:":
+            return _data_url_summary(value)
+        return value if len(value) <= 1024 else value[:1024] + f"...(+{len(value) - 1024} chars)"
     if isinstance(value, dict):
-        return {k: _shorten(v) for k, v in value.items()}
+        return {k: _redact(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_shorten(v) for v in value]
+        return [_redact(v) for v in value]
     return value
+
+
+def _data_url_summary(url: str) -> str:
+    """`data:application/pdf;base64,<5342 bytes; sha256 9f86...>`."""
+    header = url.partition(",")[0][:200]
+    try:
+        document = parse_document_url(url)
+    except (DocumentUrlError, DocumentTooLarge):
+        return f"{header},<{len(url)} characters, not a valid data URL>"
+    assert isinstance(document, Document)
+    return f"{header},<{len(document.data)} bytes; sha256 {hashlib.sha256(document.data).hexdigest()}>"
 
 
 class ScriptedFaults:
@@ -226,6 +334,8 @@ class ScriptedFaults:
         if fault.drop:
             await _close_connection(scope, receive)
             return
+        if fault.drop_after is not None:
+            receive = _dropping_after(scope, receive, fault.drop_after)
         plain = fault.status is None and not (fault.headers or fault.slow or fault.truncate)
         if plain:
             await self.app(scope, receive, send)
@@ -279,6 +389,27 @@ async def _drip(send: Send, body: bytes, seconds: float) -> None:
         await asyncio.sleep(seconds / pieces)
         chunk = body[index * size : (index + 1) * size]
         await send({"type": "http.response.body", "body": chunk, "more_body": index < pieces - 1})
+
+
+def _dropping_after(scope: Scope, receive: Receive, limit: int) -> Receive:
+    """A receive that closes the connection once `limit` body bytes have passed (an
+    upload cut off mid-stream); the app then sees the client disconnect."""
+    seen = 0
+
+    async def receive_until_dropped() -> Message:
+        nonlocal seen
+        if seen >= limit:
+            await _close_connection(scope, receive)
+            return {"type": "http.disconnect"}
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            if seen + len(body) > limit:
+                message = {**message, "body": body[: limit - seen], "more_body": True}
+            seen += len(message["body"])
+        return message
+
+    return receive_until_dropped
 
 
 async def _close_connection(scope: Scope, receive: Receive) -> None:

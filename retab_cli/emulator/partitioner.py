@@ -21,17 +21,22 @@ Rules (DESIGN §6), with the choices this module makes where the design is silen
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import random
 import re
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from retab_cli.emulator.documents import DocumentFailure, sniff
 
 Chunk = dict[str, Any]
 
 TEXT_MIMES = ("application/json", "application/xml", "application/csv")
+_BINARY = "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f"  # control characters text never holds
+_READ_SIZE = 1024 * 1024
+_EOF_WINDOW = 64 * 1024
 _NUMBER_WORDS = {"number", "no", "no.", "nr", "nr.", "num", "num.", "#"}
 _NUMBER_ALTERNATIVES = r"(?:(?:number|num|nr|no)(?:\.|(?![A-Za-z0-9]))|\#)"
 # The value stays on the phrase's line unless a `:` or `#` leads to the next one,
@@ -45,19 +50,47 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 def page_texts(data: bytes, mime_type: str) -> list[str]:
     """The text of each page; raises DocumentFailure when there is nothing to read."""
-    if not data:
-        raise DocumentFailure("empty_document", "the document is empty")
-    kind = sniff(data)
-    if kind == "application/pdf":
-        return _pdf_pages(data)
-    if kind is not None:
+    return read_pages(io.BytesIO(data), mime_type)
+
+
+def read_pages(stream: BinaryIO, mime_type: str) -> list[str]:
+    """`page_texts` from a file (a stored upload is never read whole into memory)."""
+    kind = _kind(stream, mime_type)
+    if kind == "pdf":
+        return _pdf_texts(stream)
+    if kind == "image":
         return [""]
+    return list(_text_pages(stream))
+
+
+def page_count(stream: BinaryIO, mime_type: str) -> int | None:
+    """The number of pages, read as the partitioner reads them; None when unreadable."""
+    try:
+        kind = _kind(stream, mime_type)
+        if kind == "pdf":
+            return len(_pdf_reader(stream).pages)
+        if kind == "image":
+            return 1
+        return sum(1 for _ in _text_pages(stream))
+    except DocumentFailure:
+        return None
+
+
+def _kind(stream: BinaryIO, mime_type: str) -> str:
+    """`pdf`, `image` or `text`, from the bytes first and the declared type next."""
+    head = stream.read(16)
+    stream.seek(0)
+    if not head:
+        raise DocumentFailure("empty_document", "the document is empty")
+    sniffed = sniff(head)
+    if sniffed is not None:
+        return "pdf" if sniffed == "application/pdf" else "image"
     if mime_type == "application/pdf" or mime_type.startswith("image/"):
         raise DocumentFailure(
             "unreadable_document", f"the document is declared {mime_type} but its bytes are not"
         )
     if _is_text_type(mime_type) or not mime_type or mime_type == "application/octet-stream":
-        return _text_pages(data)
+        return "text"
     raise DocumentFailure("unsupported_document", f"documents of type {mime_type} are not supported")
 
 
@@ -65,36 +98,74 @@ def _is_text_type(mime_type: str) -> bool:
     return mime_type.startswith("text/") or mime_type in TEXT_MIMES
 
 
-def _text_pages(data: bytes) -> list[str]:
+def _text_pages(stream: BinaryIO) -> Iterator[str]:
+    """Pages split on form feeds, decoded a piece at a time; a trailing form feed does
+    not open an empty page."""
+    current: list[str] = []
+    pages = 0
+    for piece in _decoded(stream):
+        *done, rest = piece.split("\f")
+        for part in done:
+            current.append(part)
+            pages += 1
+            yield "".join(current)
+            current = []
+        current.append(rest)
+    last = "".join(current)
+    if pages == 0 or last.strip():
+        yield last
+
+
+def _decoded(stream: BinaryIO) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        text = data.decode("utf-8")
+        while chunk := stream.read(_READ_SIZE):
+            text = decoder.decode(chunk)
+            if any(ch in text for ch in _BINARY):
+                raise DocumentFailure("unreadable_document", "the document looks binary, not text")
+            yield text
+        yield decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         raise DocumentFailure(
             "unreadable_document", "the document is neither a PDF, an image nor UTF-8 text"
         ) from None
-    if any(ch in text for ch in "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f"):
-        raise DocumentFailure("unreadable_document", "the document looks binary, not text")
-    pages = text.split("\f")
-    if len(pages) > 1 and pages[-1].strip() == "":
-        pages.pop()
-    return pages
 
 
-def _pdf_pages(data: bytes) -> list[str]:
+def _ends_like_a_pdf(stream: BinaryIO) -> bool:
+    """A `%%EOF` marker in the last 64 KiB, where every readable PDF has one."""
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(max(0, size - _EOF_WINDOW))
+    tail = stream.read()
+    stream.seek(0)
+    return b"%%EOF" in tail
+
+
+def _pdf_texts(stream: BinaryIO) -> list[str]:
+    reader = _pdf_reader(stream)
+    try:
+        return [page.extract_text() or "" for page in reader.pages]
+    except Exception as exc:  # pypdf raises many types on damaged files
+        raise DocumentFailure("unreadable_document", f"the PDF could not be read: {exc}") from None
+
+
+def _pdf_reader(stream: BinaryIO) -> Any:
     import pypdf
 
+    if not _ends_like_a_pdf(stream):
+        # pypdf would look for the marker line by line back to the first byte, with
+        # the whole "line" in memory: minutes and a GiB for a big damaged upload.
+        raise DocumentFailure("unreadable_document", "the PDF could not be read: no %%EOF marker at its end")
     try:
-        reader = pypdf.PdfReader(io.BytesIO(data))
+        reader = pypdf.PdfReader(stream)
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentFailure("encrypted_document", "the PDF is encrypted")
-        texts = [page.extract_text() or "" for page in reader.pages]
+        if not reader.pages:
+            raise DocumentFailure("unreadable_document", "the PDF has no pages")
     except DocumentFailure:
         raise
     except Exception as exc:  # pypdf raises many types on damaged files
         raise DocumentFailure("unreadable_document", f"the PDF could not be read: {exc}") from None
-    if not texts:
-        raise DocumentFailure("unreadable_document", "the PDF has no pages")
-    return texts
+    return reader
 
 
 def key_pattern(key: str) -> re.Pattern[str] | None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from retab_cli.emulator import documents, partitioner
-from retab_cli.emulator.documents import Document, DocumentFailure, RemoteUrl
+from retab_cli.emulator.documents import Document, DocumentFailure, StoredDocument
 from retab_cli.emulator.lifecycle import derive_status, format_time, present, schedule
 from retab_cli.emulator.store import Run
 
@@ -51,25 +52,45 @@ def file_id(data: bytes) -> str:
     return "file_" + hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-def analyse(source: Document | RemoteUrl, filename: str, key: str, allow_overlap: bool) -> Analysis:
-    """Fetch if needed, read the pages and partition them (blocking: use a thread)."""
+def analyse(
+    document: Document | StoredDocument | DocumentFailure, filename: str, key: str, allow_overlap: bool
+) -> Analysis:
+    """Read the pages and partition them (blocking: use a thread)."""
+    if isinstance(document, DocumentFailure):
+        return _failed(_file_ref(file_id(b""), b"", "", filename), document)
+    if isinstance(document, StoredDocument):
+        try:
+            stream = document.path.open("rb")
+        except OSError:  # its storage was reset (or removed by hand) since
+            failure = DocumentFailure("file_not_found", f"the bytes of {document.file_id} are gone")
+            return _failed(_file_ref(document.file_id, b"", "", filename), failure)
+        with stream:
+            return _analyse(stream, document.file_id, document.mime_type, filename, key, allow_overlap)
+    inline = io.BytesIO(document.data)
+    return _analyse(inline, file_id(document.data), document.mime_type, filename, key, allow_overlap)
+
+
+def _analyse(
+    stream: BinaryIO, ident: str, declared: str, filename: str, key: str, allow_overlap: bool
+) -> Analysis:
+    head = stream.read(16)
+    stream.seek(0)
+    file = _file_ref(ident, head, declared, filename)
     try:
-        document = documents.fetch(source) if isinstance(source, RemoteUrl) else source
+        pages = partitioner.read_pages(stream, declared)
     except DocumentFailure as failure:
-        file = _file_ref(b"", "", filename)
-        return Analysis(file=file, pages=1, output=[], error=_error(failure.code, failure.message))
-    file = _file_ref(document.data, document.mime_type, filename)
-    try:
-        pages = partitioner.page_texts(document.data, document.mime_type)
-    except DocumentFailure as failure:
-        return Analysis(file=file, pages=1, output=[], error=_error(failure.code, failure.message))
+        return _failed(file, failure)
     output = partitioner.partition(pages, key, allow_overlap)
     return Analysis(file=file, pages=len(pages), output=output, error=None)
 
 
-def _file_ref(data: bytes, declared: str, filename: str) -> dict[str, str]:
-    mime = documents.reported_mime(declared, data, filename)
-    return {"id": file_id(data), "filename": filename, "mime_type": mime}
+def _failed(file: dict[str, str], failure: DocumentFailure) -> Analysis:
+    return Analysis(file=file, pages=1, output=[], error=_error(failure.code, failure.message))
+
+
+def _file_ref(ident: str, head: bytes, declared: str, filename: str) -> dict[str, str]:
+    """`file`: inline bytes are named by their BLAKE2b, a stored file by its id."""
+    return {"id": ident, "filename": filename, "mime_type": documents.reported_mime(declared, head, filename)}
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

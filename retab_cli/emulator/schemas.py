@@ -9,9 +9,9 @@ error types a schema constraint would, without changing the published schema.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from retab_cli.emulator.partitioner import TIER_MULTIPLIERS
@@ -21,15 +21,30 @@ Status = Literal["pending", "queued", "in_progress", "completed", "failed", "can
 MAX_CONSENSUS = 8
 
 
+def _encodable(value: str) -> str:
+    # JSON can spell a lone surrogate (`"\\ud800"`); UTF-8, SQLite and every reader
+    # downstream cannot, so it is refused here rather than failing later with a 500.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError(
+            "string_unicode", "Input should be a valid string, unable to parse raw data as a unicode string"
+        ) from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+
+
 class MIMEData(BaseModel):
     """A file represented by its `filename` and a base64 data `url`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    filename: str = Field(
+    filename: Text = Field(
         description="The filename of the file", examples=["file.pdf", "image.png", "data.txt"]
     )
-    url: str = Field(
+    url: Text = Field(
         description="The URL of the file in base64 format",
         examples=["data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAADIA..."],
     )
@@ -39,9 +54,9 @@ class CreatePartitionRequest(BaseModel):
     """Public create-partition request body."""
 
     document: MIMEData = Field(description="The document to partition")
-    key: str = Field(description="The key to partition the document by")
-    instructions: str = Field(description="Instructions describing how the document should be partitioned")
-    model: str = Field(default="retab-small", description="The model to use for partitioning")
+    key: Text = Field(description="The key to partition the document by")
+    instructions: Text = Field(description="Instructions describing how the document should be partitioned")
+    model: Text = Field(default="retab-small", description="The model to use for partitioning")
     n_consensus: int = Field(
         default=1,
         description=(
@@ -191,3 +206,64 @@ class PartitionList(BaseModel):
 
     data: list[Partition]
     list_metadata: ListMetadata
+
+
+# Files (files-usage.openapi.json): uploads for documents too big to inline.
+
+SHA256_PATTERN = r"^[a-fA-F0-9]{64}$"
+
+
+class UploadFileRequest(BaseModel):
+    """Body to start a file upload: the `filename`, expected `size_bytes`, and optional content type
+    and checksum."""
+
+    filename: Text = Field(min_length=1, description="Filename to store")
+    content_type: Text | None = Field(default=None, description="MIME type the client will upload")
+    size_bytes: int = Field(ge=0, description="Expected upload size in bytes")
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN, description="Optional SHA-256 checksum")
+
+
+class CreateFileUploadResponse(BaseModel):
+    """Instructions for uploading file content to a reserved file record.
+
+    Returned when starting a file upload. Carries the new `file_id`, a
+    short-lived signed `upload_url` with the HTTP method and headers to use,
+    a durable reference to the file, and the URL's `expires_at` time."""
+
+    # camelCase, as Retab publishes this one response.
+    fileId: str = Field(description="Underlying file ID")
+    uploadUrl: str = Field(description="Short-lived signed upload URL")
+    uploadMethod: str = Field(default="PUT", description="HTTP method for upload")
+    uploadHeaders: dict[str, str] = Field(default={}, description="Headers required by the signed upload URL")
+    mimeData: MIMEData | None = Field(default=None, description="Durable Retab MIMEData reference")
+    expiresAt: datetime = Field(description="Upload URL expiration")
+
+
+class CompleteFileUploadRequest(BaseModel):
+    """Body to finalize a file upload, optionally carrying the uploaded content's `sha256` checksum
+    for verification."""
+
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN, description="Optional SHA-256 checksum")
+
+
+class File(BaseModel):
+    """An uploaded file: its `id`, `filename`, MIME type, page count, and timestamps."""
+
+    object: Literal["file"] = "file"
+    id: str = Field(description="The unique identifier of the file")
+    filename: str = Field(description="The name of the file")
+    mime_type: str | None = Field(default=None, description="The MIME type of the file")
+    created_at: datetime | None = Field(default=None, description="When the file was created")
+    updated_at: datetime | None = Field(default=None, description="When the file was last updated")
+    page_count: int | None = Field(default=None, description="Number of pages in the file")
+
+
+class FileLink(BaseModel):
+    """A short-lived signed link to download a file, with its `filename` and expiry."""
+
+    download_url: str = Field(description="The signed URL to download the file")
+    expires_in: str = Field(description="The expiration time of the signed URL")
+    filename: str = Field(description="The name of the file")
+    mime_data: MIMEData | None = Field(
+        default=None, description="Durable Retab MIMEData reference for API reuse"
+    )

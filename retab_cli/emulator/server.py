@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import math
 import os
 import signal
 import socket
@@ -27,18 +28,24 @@ GRACEFUL_SHUTDOWN_S = 3
 START_TIMEOUT_S = 10.0
 
 
-def protocol_class() -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol, extended to put the connection's transport in each
-    request's scope: ASGI cannot close a connection, and a dropped-connection fault
-    needs to. httptools is faster when installed; h11 always is."""
+def protocol_class(idle_timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol, extended in two ways. It puts the connection's
+    transport in each request's scope: ASGI cannot close a connection, and a
+    dropped-connection fault needs to. And it closes a connection that has not sent a
+    complete request head within `idle_timeout_s` of its opening or of its last
+    response: uvicorn times out idle connections only after a response, so a client
+    trickling headers (slowloris) would hold one for ever. httptools is faster when
+    installed; h11 always is."""
     base: Any
     if importlib.util.find_spec("httptools") is not None:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
     else:
         from uvicorn.protocols.http.h11_impl import H11Protocol as base
 
-    class DropCapableProtocol(base):  # type: ignore[misc]
+    class GuardedProtocol(base):  # type: ignore[misc]
         app: Any
+        _head_timer: asyncio.TimerHandle | None = None
+        _head_for: Any = None  # the request cycle current when the timer was armed
 
         def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
@@ -49,8 +56,39 @@ def protocol_class() -> type[asyncio.Protocol]:
                 await app(scope, receive, send)
 
             self.app = with_transport
+            self._await_head()
 
-    return DropCapableProtocol
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self._head_timer is not None and self.cycle is not self._head_for:
+                self._stop_head_timer()  # a request head arrived: its cycle is new
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # A pipelined request may already be running; otherwise wait for the next.
+            if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+                self._await_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
+
+        def _await_head(self) -> None:
+            self._stop_head_timer()
+            self._head_for = self.cycle
+            self._head_timer = self.loop.call_later(idle_timeout_s, self._close_idle)
+
+        def _stop_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _close_idle(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedProtocol
 
 
 class _Server(uvicorn.Server):
@@ -77,13 +115,15 @@ def base_url(settings: Settings, sock: socket.socket) -> str:
     return f"http://{url_host(settings.host)}:{sock.getsockname()[1]}"
 
 
-def _server(app: Any) -> _Server:
+def _server(app: Any, settings: Settings) -> _Server:
     config = uvicorn.Config(
         app,
-        http=protocol_class(),
+        http=protocol_class(settings.idle_timeout_s),
         lifespan="off",
         log_level="warning",
         access_log=False,
+        # uvicorn's own idle timer takes whole seconds; the protocol's own closes sooner.
+        timeout_keep_alive=max(1, math.ceil(settings.idle_timeout_s)),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     return _Server(config)
@@ -99,10 +139,10 @@ def serve(settings: Settings) -> int:
     if settings.uses_default_key:
         out(f"export RETAB_API_KEY={settings.primary_key}")
     try:
-        _server(app).run(sockets=[sock])
+        _server(app, settings).run(sockets=[sock])
     finally:
         sock.close()
-        state.store.close()
+        state.close()
     return 0
 
 
@@ -113,7 +153,7 @@ class BackgroundServer:
         app, self.state = create_app(settings)
         self.sock = bind(settings.host, settings.port)
         self.url = base_url(settings, self.sock)
-        self._server = _server(app)
+        self._server = _server(app, settings)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def start(self) -> None:
@@ -128,7 +168,7 @@ class BackgroundServer:
         self._server.should_exit = True
         self._thread.join(timeout=GRACEFUL_SHUTDOWN_S + 2)
         self.sock.close()
-        self.state.store.close()
+        self.state.close()
 
 
 def run_command(settings: Settings, command: Sequence[str]) -> int:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from retab_cli.emulator.blobs import Blobs
 from retab_cli.emulator.config import Settings
 from retab_cli.emulator.faults import ErrorDice, FaultQueue, NextCreates, RateLimiter
+from retab_cli.emulator.fetch import Fetcher
+from retab_cli.emulator.keyed import KeyedLocks
 from retab_cli.emulator.lifecycle import now_us
 from retab_cli.emulator.middleware import RequestLog
+from retab_cli.emulator.signing import UrlSigner
 from retab_cli.emulator.store import Store
 
 
@@ -29,27 +30,6 @@ class UniqueClock:
             return self._last
 
 
-class KeyedLocks:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 @dataclass
 class EmulatorState:
     settings: Settings
@@ -61,17 +41,27 @@ class EmulatorState:
     idempotency: KeyedLocks = field(default_factory=KeyedLocks)
     limiter: RateLimiter | None = None
     dice: ErrorDice = field(init=False)
+    fetcher: Fetcher = field(init=False)
+    signer: UrlSigner = field(default_factory=UrlSigner)
+    blobs: Blobs = field(init=False)
 
     def __post_init__(self) -> None:
         self.dice = ErrorDice(self.settings.error_rate, self.settings.seed)
+        self.fetcher = Fetcher(self.settings.fetch_timeout_s)
+        self.blobs = Blobs(self.settings.db)
         if self.settings.rate_limit is not None:
             self.limiter = RateLimiter(self.settings.rate_limit)
 
     def reset(self) -> None:
         self.store.reset()
+        self.blobs.reset()
         self.faults.clear()
         self.next_creates.clear()
         self.log.clear()
         self.dice.reset()
         if self.limiter is not None:
             self.limiter.clear()
+
+    def close(self) -> None:
+        self.store.close()
+        self.blobs.close()

@@ -1,4 +1,4 @@
-"""SQLite storage for partition runs and idempotency keys.
+"""SQLite storage for partition runs, idempotency keys and uploaded files.
 
 One connection guarded by a lock serves every thread (`:memory:` needs exactly one
 shared connection anyway); files use WAL. Runs are ordered by `(created_us, id)`
@@ -39,6 +39,22 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_us INTEGER NOT NULL,
     PRIMARY KEY (owner, key)
 );
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    sha256 TEXT,
+    created_us INTEGER NOT NULL,
+    expires_us INTEGER NOT NULL,
+    uploaded_size INTEGER,
+    uploaded_sha256 TEXT,
+    completed_us INTEGER,
+    mime_type TEXT,
+    page_count INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_by_digest ON files (uploaded_sha256);
 """
 
 _COLUMNS = "id, owner, created_us, filename_lower, queued_until_us, done_us, final_status, record"
@@ -80,6 +96,28 @@ class Replay:
     fingerprint: str
     status: int
     body: bytes
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """An upload session, and once completed, the stored file."""
+
+    id: str
+    owner: str
+    filename: str
+    content_type: str
+    size_bytes: int  # as declared at upload
+    sha256: str | None  # as declared at upload
+    created_us: int
+    expires_us: int  # the end of the upload session
+    uploaded_size: int | None = None  # the last PUT that arrived whole
+    uploaded_sha256: str | None = None
+    completed_us: int | None = None
+    mime_type: str | None = None
+    page_count: int | None = None
+
+
+_FILE_COLUMNS = ", ".join(FileRecord.__dataclass_fields__)
 
 
 class UnknownCursor(LookupError):
@@ -255,10 +293,64 @@ class Store:
                 (owner, key, replay.fingerprint, replay.status, replay.body, now),
             )
 
+    # Files
+
+    def insert_file(self, record: FileRecord) -> None:
+        values = [getattr(record, name) for name in FileRecord.__dataclass_fields__]
+        with self._transaction() as db:
+            db.execute(f"INSERT INTO files ({_FILE_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
+
+    def file(self, file_id: str, owner: str | None = None) -> FileRecord | None:
+        """The file or upload session; `owner` None for a signed URL, which any holder may use."""
+        sql = f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?"
+        params: list[object] = [file_id]
+        if owner is not None:
+            sql += " AND owner = ?"
+            params.append(owner)
+        with self._lock:
+            row = self._db.execute(sql, params).fetchone()
+        return FileRecord(*row) if row else None
+
+    def file_uploaded(self, file_id: str, size: int, sha256: str) -> str | None:
+        """Note a PUT that arrived whole; the digest of the one it replaces, if other."""
+        with self._transaction() as db:
+            row = db.execute("SELECT uploaded_sha256 FROM files WHERE id = ?", (file_id,)).fetchone()
+            db.execute(
+                "UPDATE files SET uploaded_size = ?, uploaded_sha256 = ?"
+                " WHERE id = ? AND completed_us IS NULL",
+                (size, sha256, file_id),
+            )
+        previous: str | None = row[0] if row else None
+        return previous if previous != sha256 else None
+
+    def file_completed(self, file_id: str, now: int, mime_type: str, page_count: int | None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE files SET completed_us = ?, mime_type = ?, page_count = ? WHERE id = ?",
+                (now, mime_type, page_count, file_id),
+            )
+
+    def drop_expired_uploads(self, now: int) -> list[str]:
+        """Forget upload sessions that expired before completing; the digests they held."""
+        expired = "completed_us IS NULL AND expires_us <= ?"
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT uploaded_sha256 FROM files WHERE {expired} AND uploaded_sha256 IS NOT NULL", (now,)
+            ).fetchall()
+            db.execute(f"DELETE FROM files WHERE {expired}", (now,))
+        return [row[0] for row in rows]
+
+    def unreferenced(self, digests: Iterable[str]) -> list[str]:
+        """The digests no file or session holds any more (their blobs can go)."""
+        held = "SELECT 1 FROM files WHERE uploaded_sha256 = ? LIMIT 1"
+        with self._lock:
+            return [d for d in dict.fromkeys(digests) if self._db.execute(held, (d,)).fetchone() is None]
+
     def reset(self) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM partitions")
             db.execute("DELETE FROM idempotency")
+            db.execute("DELETE FROM files")
 
 
 def _filters(owner: str, q: ListQuery, now: int) -> tuple[list[str], list[object]]:

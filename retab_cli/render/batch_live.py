@@ -12,7 +12,8 @@ from rich.live import Live
 from rich.text import Text
 
 from retab_cli.render import Renderer
-from retab_cli.render.tables import make_console, status_text
+from retab_cli.render.cells import status_text
+from retab_cli.render.console import make_console
 
 
 class Counts(Protocol):

@@ -13,8 +13,10 @@ from typing import Any
 
 from retab_cli.parsing import format_duration
 from retab_cli.render import Renderer, format_number, pick, sanitize
+from retab_cli.statuses import ACTIVE_ORDER, KNOWN_STATUSES
 
-ORDER = ("completed", "failed", "cancelled", "in_progress", "queued", "pending")
+# Ended runs first, then the active ones furthest along first.
+ORDER = (*KNOWN_STATUSES[len(ACTIVE_ORDER):], *ACTIVE_ORDER[::-1])
 _FINAL_WORDS = {
     "gone": "no longer exists (404)",
     "not_found": "not found (404)",

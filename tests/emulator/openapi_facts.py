@@ -3,10 +3,13 @@
 `facts(spec)` keeps what clients depend on: operations (path, method, operationId,
 security, success status), parameters (name, in, required, types, default, bounds,
 enum) and schemas (property names, property types, required sets, whether extra
-properties are refused). Run this module with the published spec's path to
-regenerate `spec_facts.json`:
+properties are refused). Run this module with a published spec's path to
+regenerate a facts file (the files spec also describes usage endpoints the emulator
+does not serve: `--prefix` keeps the paths under it and the schemas they use):
 
     python -m tests.emulator.openapi_facts ../shared/retab-api/partitions.openapi.json
+    python -m tests.emulator.openapi_facts ../shared/retab-api/files-usage.openapi.json \
+        --prefix /v1/files tests/emulator/files_spec_facts.json
 """
 
 from __future__ import annotations
@@ -17,11 +20,38 @@ from pathlib import Path
 from typing import Any
 
 FACTS_FILE = Path(__file__).with_name("spec_facts.json")
+FILES_FACTS_FILE = Path(__file__).with_name("files_spec_facts.json")
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
-def facts(spec: dict[str, Any]) -> dict[str, Any]:
+def facts(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    if prefix:
+        spec = _under(spec, prefix)
     return {"operations": _operations(spec), "schemas": _schemas(spec)}
+
+
+def _under(spec: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The spec cut to the paths under `prefix` and the schemas they reach."""
+    paths = {path: item for path, item in spec["paths"].items() if path.startswith(prefix)}
+    schemas = spec.get("components", {}).get("schemas", {})
+    reached: set[str] = set()
+    pending = _refs(paths)
+    while pending:
+        name = pending.pop()
+        if name not in reached:
+            reached.add(name)
+            pending |= _refs(schemas[name])
+    kept = {name: schema for name, schema in schemas.items() if name in reached}
+    return {**spec, "paths": paths, "components": {"schemas": kept}}
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"].rsplit("/", 1)[-1]} if "$ref" in node else set()
+        return found.union(*(_refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node))
+    return set()
 
 
 def _operations(spec: dict[str, Any]) -> dict[str, Any]:
@@ -83,5 +113,12 @@ def _schemas(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    published = json.loads(Path(sys.argv[1]).read_text())
-    FACTS_FILE.write_text(json.dumps(facts(published), indent=1, sort_keys=True) + "\n")
+    arguments = sys.argv[1:]
+    cut = ""
+    if "--prefix" in arguments:
+        at = arguments.index("--prefix")
+        cut = arguments[at + 1]
+        del arguments[at : at + 2]
+    published = json.loads(Path(arguments[0]).read_text())
+    target = Path(arguments[1]) if len(arguments) > 1 else FACTS_FILE
+    target.write_text(json.dumps(facts(published, cut), indent=1, sort_keys=True) + "\n")

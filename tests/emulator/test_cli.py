@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from retab_cli.emulator.config import parse_size
+
 from .helpers import body, client, create
 from emulator_support import start_emulator
 
@@ -66,6 +68,9 @@ def test_configured_keys_are_never_printed() -> None:
         (["--error-rate", "2"], "--error-rate"),
         (["--error-status", "200"], "--error-status"),
         (["--latency", "soon"], "duration"),
+        (["--max-upload", "5XB"], "error: --max-upload must be a size such as 500MiB, 2GiB"),
+        (["--fetch-timeout", "0"], "error: --fetch-timeout must be above 0"),
+        (["--idle-timeout", "soon"], "invalid --idle-timeout duration 'soon'"),
     ],
 )
 def test_bad_option_values(args: list[str], message: str) -> None:
@@ -233,3 +238,11 @@ def test_binding_beyond_loopback_warns() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1GiB", 2**30), ("500MiB", 500 * 2**20), ("20MB", 20_000_000), ("1048576", 2**20), ("1.5 KiB", 1536)],
+)
+def test_sizes(text: str, size: int) -> None:
+    assert parse_size(text, "--max-upload") == size

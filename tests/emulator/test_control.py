@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .helpers import body, client, create
-from emulator_support import Emulator, start_emulator
+from .helpers import body, client, create, data_url
+from emulator_support import Emulator, logged_data_url, start_emulator
 
 
 @pytest.fixture
@@ -87,12 +87,16 @@ def test_request_log(emu: Emulator, http: httpx.Client) -> None:
     assert emu.requests() == []
 
 
-def test_big_bodies_are_shortened_in_the_log(emu: Emulator, http: httpx.Client) -> None:
+def test_the_log_keeps_no_document_bytes(emu: Emulator, http: httpx.Client) -> None:
     emu.clear_requests()
-    big = "data:text/plain;base64," + "QUFB" * 100_000
-    http.post("/v1/partitions", json=body(big, background=True))
-    url = emu.requests()[0]["body"]["document"]["url"]
-    assert url.startswith("data:text/plain;base64,QUFB") and len(url) < 2000
+    data = b"AAA" * 100_000
+    http.post("/v1/partitions", json=body(data_url(data, "text/plain"), background=True, key="k" * 5000))
+    (entry,) = emu.requests()
+    assert entry["body"]["document"]["url"] == logged_data_url(data, "text/plain")
+    assert logged_data_url(data, "text/plain").startswith("data:text/plain;base64,<300000 bytes; sha256 ")
+    assert entry["body"]["key"] == "k" * 1024 + "...(+3976 chars)"
+    assert entry["body_bytes"] > 400_000
+    assert "QUFB" not in json.dumps(emu.requests())
 
 
 def test_without_control_the_control_api_is_absent() -> None:
@@ -115,4 +119,5 @@ def test_without_control_the_control_api_is_absent() -> None:
 def test_control_api_is_not_in_the_schema(emu: Emulator) -> None:
     with urllib.request.urlopen(f"{emu.url}/openapi.json", timeout=10) as response:
         schema = json.load(response)
-    assert not [p for p in schema["paths"] if not p.startswith("/v1/partitions")]
+    assert not [p for p in schema["paths"] if not p.startswith(("/v1/partitions", "/v1/files/"))]
+    assert schema["paths"]  # and the storage URLs (/_storage/) stay out too

@@ -1,26 +1,35 @@
-"""The served /openapi.json against facts taken from Retab's published spec."""
+"""The served /openapi.json against facts taken from Retab's published specs."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 
-from .openapi_facts import FACTS_FILE, facts
+from .openapi_facts import FACTS_FILE, FILES_FACTS_FILE, facts
 from emulator_support import Emulator
 
 
-def test_openapi_matches_the_published_spec(emu: Emulator) -> None:
+def published() -> tuple[dict[str, Any], dict[str, Any]]:
+    return json.loads(FACTS_FILE.read_text()), json.loads(FILES_FACTS_FILE.read_text())
+
+
+def test_openapi_matches_the_published_specs(emu: Emulator) -> None:
     response = httpx.get(f"{emu.url}/openapi.json", trust_env=False)  # no key needed
     assert response.status_code == 200
-    expected = json.loads(FACTS_FILE.read_text())
+    partitions, files = published()
     served = facts(response.json())
-    assert served["operations"] == expected["operations"]
-    assert served["schemas"] == expected["schemas"]
+    assert served["operations"] == {**partitions["operations"], **files["operations"]}
+    # The two specs share some schemas (MIMEData, the validation errors), identically.
+    shared = set(partitions["schemas"]) & set(files["schemas"])
+    assert shared == {"HTTPValidationError", "MIMEData", "ValidationError"}
+    assert all(partitions["schemas"][name] == files["schemas"][name] for name in shared)
+    assert served["schemas"] == {**partitions["schemas"], **files["schemas"]}
 
 
 def test_facts_cover_what_clients_rely_on() -> None:
-    expected = json.loads(FACTS_FILE.read_text())
+    expected, files = published()
     operations = expected["operations"]
     assert set(operations) == {
         "POST /v1/partitions",
@@ -33,3 +42,16 @@ def test_facts_cover_what_clients_rely_on() -> None:
     assert (limit["default"], limit["minimum"], limit["maximum"]) == (10, 1, 100)
     assert expected["schemas"]["MIMEData"]["additionalProperties"] is False
     assert expected["schemas"]["Partition"]["required"] == ["file", "id", "key", "model"]
+    assert set(files["operations"]) == {
+        "POST /v1/files/upload",
+        "POST /v1/files/upload/{file_id}/complete",
+        "GET /v1/files/{file_id}",
+        "GET /v1/files/{file_id}/download-link",
+    }
+    upload = files["schemas"]["CreateFileUploadResponse"]
+    assert upload["required"] == ["expiresAt", "fileId", "uploadUrl"]
+    assert set(upload["properties"]) == {
+        "fileId", "uploadUrl", "uploadMethod", "uploadHeaders", "mimeData", "expiresAt"
+    }
+    assert files["schemas"]["UploadFileRequest"]["required"] == ["filename", "size_bytes"]
+    assert files["operations"]["POST /v1/files/upload"]["responses"] == ["200", "422"]

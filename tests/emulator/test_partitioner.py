@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from typing import Any
 
 import pypdf
 import pytest
 
 from retab_cli.emulator import documents, partitioner, sample_pdf_path
 from retab_cli.emulator.documents import Document, DocumentFailure, DocumentTooLarge, DocumentUrlError
+from retab_cli.emulator.fetch import Fetcher
 from retab_cli.emulator.partitioner import consensus, credits, page_texts, partition
 from retab_cli.emulator.pdfgen import make_pdf
 
@@ -207,8 +210,10 @@ def test_remote_urls() -> None:
         assert isinstance(remote, documents.RemoteUrl) and remote.loopback, host
     assert not documents.is_loopback("127.0.0.1.evil.com")
     with pytest.raises(DocumentFailure) as caught:
-        documents.fetch(documents.RemoteUrl("https://example.com/a.pdf", loopback=False))
+        asyncio.run(Fetcher(1.0).fetch("o", documents.RemoteUrl("https://example.com/a.pdf", False), None))
     assert caught.value.code == "remote_fetch_unsupported"
+    with pytest.raises(DocumentUrlError):
+        documents.parse_document_url("http://127.0.0.1:99999/a.pdf")
 
 
 def test_reported_mime_prefers_the_declared_type() -> None:
@@ -222,3 +227,48 @@ def test_pdfgen_escapes_and_key_pattern() -> None:
     pages = pdf_pages(["a (b) c \\ d"])
     assert pages[0].strip() == "a (b) c \\ d"
     assert partitioner.key_pattern("") is None
+
+
+class CountingFile(io.RawIOBase):
+    """A seekable file of `size` bytes (a PDF header, then zeros) that counts what is read."""
+
+    def __init__(self, head: bytes, size: int) -> None:
+        self.head, self.size, self.position, self.read_bytes = head, size, 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        count = max(0, min(len(buffer), self.size - self.position))
+        data = bytearray(count)
+        head = self.head[self.position : self.position + count]
+        data[: len(head)] = head
+        buffer[:count] = data
+        self.position += count
+        self.read_bytes += count
+        return count
+
+
+def test_a_big_damaged_pdf_is_refused_without_reading_it_all() -> None:
+    size = 64 * 1024 * 1024
+    for read in (partitioner.page_count, partitioner.read_pages):
+        raw = CountingFile(b"%PDF-1.7\n", size)
+        stream = io.BufferedReader(raw)
+        if read is partitioner.page_count:
+            assert read(stream, "application/pdf") is None
+        else:
+            with pytest.raises(DocumentFailure) as caught:
+                read(stream, "application/pdf")
+            assert caught.value.code == "unreadable_document" and "%%EOF" in caught.value.message
+        assert raw.read_bytes < 1024 * 1024  # the header and the last 64 KiB, not 64 MiB
