@@ -95,7 +95,7 @@ PRINTED_EXIT_CODES = (
     (4, "authentication: no key configured, 401, 403"),
     (5, "a run ended cancelled (not when you asked to cancel it)"),
     (6, "not found: a 404 for an id you asked for"),
-    (7, "reserved"),
+    (7, "incomplete: a batch stopped early (a limit); running it again resumes"),
     (8, "still running: --timeout expired, or get --exit-status saw an active run"),
     (130, "interrupted by Ctrl-C (SIGINT); 143 for SIGTERM"),
 )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from retab_cli.parsing import format_duration
-from retab_cli.render import format_number
+from retab_cli.text import format_number
 
 DEFAULT_MAX_FAILURES = 10
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from retab_cli.parsing import format_duration
-from retab_cli.render import format_number
+from retab_cli.text import format_number
 
 
 @dataclass

@@ -27,12 +27,14 @@ from retab_cli.batch.report import (
     write_csv,
 )
 from retab_cli.errors import UsageError
+from retab_cli.parsing import choose
 
 if TYPE_CHECKING:
     from retab_cli.batch.journal import Journal
     from retab_cli.session import Env
 
-OWN_MODES = ("csv", "markdown")  # report's own, beside the shared ones of DESIGN §2
+OWN_MODES = ("csv", "markdown")  # report's own writers, beside the shared ones of DESIGN §2
+REPORT_MODES = ("auto", "table", "json", "jsonl", "csv", "markdown")
 # The table's columns when --fields is not given: the path last, so it gets the room left.
 TABLE_FIELDS = ("status", "pages", "chunks", "credits", "partition_id", "error_code", "path")
 PAGE = 500  # rows drawn at a time: the table and the JSON array stream
@@ -51,15 +53,15 @@ class ReportRequest:
         if not journals:
             raise UsageError("no journal given: pass one or more JOURNAL files")
         chosen = output if output is not None else os.environ.get("RETAB_OUTPUT") or None
+        if chosen is not None:  # its own list of modes, with the hint for a near miss
+            chosen = choose(chosen, REPORT_MODES, "output mode")
         if chosen in OWN_MODES:
             if json:
                 raise UsageError("conflicting output options: choose one of -o and --json")
             mode = chosen
         else:
-            env.choose_output(output, json)
+            env.choose_output(chosen if output is not None else None, json)
             mode = env.renderer.mode
-            if mode == "ids":
-                raise UsageError("report prints table, json, jsonl, csv or markdown (not ids)")
         names = check_fields([fields] if fields is not None else None)
         if fields is None and mode == "table":
             names = TABLE_FIELDS

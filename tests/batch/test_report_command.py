@@ -188,9 +188,13 @@ def test_journals_of_different_batches_are_merged_with_a_warning(cli: Cli, tmp_p
     (["--fields", "path,colour"], "error: unknown field 'colour' for report; choose from path, "
                                   "sha256, partition_id, status, pages, chunks, credits, "
                                   "error_code, error_message, output_dir"),
-    (["-o", "ids"], "error: report prints table, json, jsonl, csv or markdown (not ids)"),
+    (["-o", "ids"], "error: invalid output mode 'ids': choose from auto, table, json, jsonl, csv, "
+                    "markdown"),
     (["-o", "csv", "--json"], "error: conflicting output options: choose one of -o and --json"),
-    (["-o", "xml"], "error: invalid output mode 'xml': choose from auto, table, json, jsonl, ids"),
+    (["-o", "xml"], "error: invalid output mode 'xml': choose from auto, table, json, jsonl, csv, "
+                    "markdown"),
+    (["-o", "markdwn"], "error: invalid output mode 'markdwn': choose from auto, table, json, jsonl, "
+                        "csv, markdown"),
 ])
 def test_bad_options_are_one_line_and_exit_2(cli: Cli, journal: Path, args: list[str],
                                              message: str) -> None:
