@@ -287,7 +287,7 @@ def test_exit_code_constants_match_the_table() -> None:
 def test_exit_code_table_matches_the_design_in_the_repository() -> None:
     design = Path(__file__).resolve().parents[1] / "docs" / "design.md"
     section = design.read_text().split("## 3. Exit codes", 1)[1].split("\n## ", 1)[0]
-    documented = set()
+    documented: set[int] = set()
     for cell in re.findall(r"^\| ([0-9 /]+) \|", section, flags=re.M):
         documented.update(int(code) for code in cell.split("/"))
     assert documented == {code for code, _ in EXIT_CODE_TABLE} | {143}

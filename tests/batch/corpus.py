@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from retab_cli.emulator.pdfgen import make_pdf
 
@@ -65,7 +66,7 @@ def _write(path: Path, content: bytes) -> None:
     path.write_bytes(content)
 
 
-def check_chunks(out: Path, relpath: str) -> dict[str, object]:
+def check_chunks(out: Path, relpath: str) -> dict[str, Any]:
     """The manifest of a split document, after checking every file's sha256 against it."""
     folder = out / relpath
     manifest = json.loads((folder / "manifest.json").read_text())

@@ -49,7 +49,7 @@ def test_a_folder_of_hundreds_of_documents(cli: Cli, emu: Emulator, tmp_path: Pa
         assert row["status"] == "completed" and row["output_dir"] == str(out / relpath)
         manifest = check_chunks(out, relpath)
         assert manifest["partition_id"] == row["partition_id"]
-        assert len(manifest["chunks"]) == row["chunks"] == (row["pages"] + 1) // 2  # type: ignore[arg-type]
+        assert len(manifest["chunks"]) == row["chunks"] == (row["pages"] + 1) // 2
         run = by_id[row["partition_id"]]
         assert run["key"] == KEY and run["status"] == "completed"
         assert run["file"]["filename"] in (Path(relpath).name,

@@ -167,5 +167,5 @@ def test_a_changed_file_is_a_new_version(cli: Cli, emu: Emulator, tmp_path: Path
     assert (after[changed]["pages"], after[changed]["chunks"]) == (3, 2)
     assert all(after[p] == before[p] for p in before if p != changed)
     manifest = check_chunks(out, changed)
-    assert [c["key"] for c in manifest["chunks"]] == ["NEW-1", "NEW-2"]  # type: ignore[index]
+    assert [c["key"] for c in manifest["chunks"]] == ["NEW-1", "NEW-2"]
     assert manifest["partition_id"] == after[changed]["partition_id"]

@@ -42,12 +42,12 @@ def test_three_shards_cover_the_folder_once(cli: Cli, emu: Emulator, tmp_path: P
 
     rows = report(cli, *journals)  # merged by path
     assert [r["path"] for r in rows] == corpus.documents
-    for row in rows:
-        if row["path"] in corpus.refused:
-            assert row["status"] == "local_error"
+    for record in rows:
+        if record["path"] in corpus.refused:
+            assert record["status"] == "local_error"
             continue
-        assert row["status"] == "completed"
-        check_chunks(out, row["path"])
+        assert record["status"] == "completed"
+        check_chunks(out, record["path"])
     # One run per distinct document within a shard; shards share nothing, so a copy that
     # falls in another shard than its original has a run of its own.
     expected = sum(len({hashlib.sha256((corpus.root / p).read_bytes()).hexdigest()

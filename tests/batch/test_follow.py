@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
-from test_watch import run
 from test_watch_sweep import Account, forever, life, watcher
+from virtual_time import run
 
 from retab_cli.client import ApiResult
 from retab_cli.watch import Event, Watcher
 
 
-async def follow(w: Watcher, adds: list[tuple[float, str, dict[str, Any] | None]],
+async def follow(w: Watcher, adds: Sequence[tuple[float, str, dict[str, Any] | None]],
                  close_at: float) -> list[Event]:
     """Run the watch while adding runs at given times, then say no more will come."""
 

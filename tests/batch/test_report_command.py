@@ -14,7 +14,7 @@ import pytest
 
 from retab_cli.batch.hashing import Digest, LocalError
 from retab_cli.batch.journal import Journal
-from retab_cli.batch.shard import Shard
+from retab_cli.batch.shard import WHOLE, Shard
 
 from .conftest import PARAMS
 from cli_support import Cli
@@ -30,7 +30,7 @@ def sha(content: bytes) -> str:
 
 def write_journal(path: Path, shard: Shard | None = None) -> Path:
     """Three runs (one failed) and a local error, or the part of them a shard takes."""
-    with Journal.open(path, PARAMS, sources=["d"], **({"shard": shard} if shard else {})) as j:
+    with Journal.open(path, PARAMS, sources=["d"], shard=shard or WHOLE) as j:
         for i in range(3):
             relpath = f"dir/doc-{i}.txt"
             if shard and not shard.takes(relpath):
