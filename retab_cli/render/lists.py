@@ -16,12 +16,12 @@ from retab_cli.render.cells import (
     field_cell,
     is_number,
     measure,
-    plural,
     status_cell,
     status_text,
 )
 from retab_cli.render.console import GAP, Cell, Rows, header_cells, make_console, stdout_console
 from retab_cli.statuses import KNOWN_STATUSES
+from retab_cli.text import plural
 
 
 def _list_columns(r: Renderer, width: int) -> list[tuple[str, int, bool]]:

@@ -94,7 +94,7 @@ def test_github_actions_gets_a_step_summary_and_annotations(cli: Cli, emu: Emula
     assert len([line for line in text if line.startswith("| ")]) == 2 + 2
     # Which of the two documents failed is up to the order their creates arrived in.
     assert text[-2].startswith("**Totals:** 3 documents: 1 completed, 1 failed, "
-                               "1 local\\_error; 2 runs, 3 pages, 1 chunks, ")
+                               "1 local\\_error; 2 runs, 3 pages, 1 chunk, ")
 
 
 def test_a_claim_the_service_forgot_is_looked_up_before_sending(cli: Cli, emu: Emulator,
