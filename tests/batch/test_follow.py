@@ -123,3 +123,23 @@ def test_forget_drops_an_ended_run_and_keeps_an_active_one() -> None:
         assert [r.id for r in w.runs] == ["b"]
 
     run(main)
+
+
+def test_after_an_expensive_sweep_a_few_runs_added_get_polls_not_another_sweep() -> None:
+    """A busy account (450 other active runs: a sweep takes 7 pages) makes sweeps dear:
+    the watcher remembers what the last one cost, so runs added later, as long as they are
+    no more than that, are polled one by one instead of paying for another sweep."""
+    async def main() -> None:
+        others = {f"z{i:03}": forever() for i in range(450)}
+        mine = {f"m{i}": life(40.0) for i in range(6)}
+        account = Account(others | mine, rate=50.0)
+        w = watcher(account, [], open_ended=True, sweep_above=0)
+        adds = [(0.0, f"m{i}", None) for i in range(4)] + [(5.0, "m4", None), (6.0, "m5", None)]
+        events = await follow(w, adds, close_at=7.0)
+        assert finals(events) == {pid: ["ended"] for pid in mine}
+        sweeps = account.sweeps()
+        assert [len(pages) for pages in sweeps] == [7]  # one sweep, then polls only
+        assert all(listed.at < 5.0 for listed in account.lists)
+        assert all(account.gets_for(pid) for pid in ("m4", "m5"))  # polled on their own
+
+    run(main)
