@@ -470,5 +470,9 @@ def explain_failure(error: RetabError, options: CreateOptions, document: Documen
     if isinstance(error, OutcomeUnknownError | BadResponseError):
         error.hint = ("retry safely (no duplicate run) with: "
                       + options.rerun(document, key, wait, upload=upload, file_id=file_id))
-    if not error.message.startswith(document.filename):
+    # An upload's or a stored file's error names the document already ("the upload of
+    # scan.pdf failed", "file file_1: ..."); "-" is too short to tell.
+    named = error.message.startswith(document.filename) or (
+        len(error.file) > 1 and error.file in error.message)
+    if not named:
         error.message = f"{error.file}: {error.message}"

@@ -11,11 +11,14 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._options import RunFlags, duration
+from retab_cli.commands._options import RunFlags, choices, duration
+from retab_cli.documents import UPLOAD_MODES
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
-    from retab_cli.creating import Creates, Plan
+    from retab_cli.creating import Creates, DocumentSource, Plan
+    from retab_cli.render.progress import UploadProgress
+    from retab_cli.render.transfer import UploadBars
     from retab_cli.session import Env
 
 
@@ -40,6 +43,10 @@ class SendFlags:
              "--wait, the watch (exit 8).", show_default=False)] = None
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the requests that would be sent; send nothing.")] = False
+    upload: Annotated[str, typer.Option(
+        metavar="WHEN", autocompletion=choices(UPLOAD_MODES),
+        help="Send files through Retab's files API: auto (when the request would pass the "
+             "API's 32 MiB body limit inline), always or never.")] = "auto"
 
 
 @command()
@@ -51,19 +58,24 @@ def create(
     url: Annotated[str | None, typer.Option(
         metavar="URL", help="A document URL for the service to fetch (https://...), or a data: URL.",
         show_default=False)] = None,
+    file_id: Annotated[list[str] | None, typer.Option(
+        "--file-id", metavar="FILE_ID", help="A file already uploaded to Retab's files API "
+        "(repeatable: one run each).", show_default=False)] = None,
     *,
     run: RunFlags,
     send: SendFlags,
 ) -> int:
     """Partition documents along a key (one chunk per invoice, per contract, ...)."""
-    from retab_cli.creating import Creates, dry_run_requests
+    from retab_cli.creating import Creates, DocumentSource, dry_run_requests
     from retab_cli.watch_ui import WatchSession, report_if_watching, watch_after
 
-    plan = _plan(env, files or [], url, run, send)
+    source = DocumentSource(tuple(files or ()), url, send.filename, send.mime_type,
+                            tuple(file_id or ()))
+    plan = _plan(env, source, run, send)
     if send.dry_run:
-        requests = dry_run_requests(plan.options, plan.documents, plan.keys)
+        requests = dry_run_requests(plan.options, plan.documents, plan.keys, plan.transports)
         env.renderer.objects(requests, single=True)
-        env.renderer.info(f"dry run: {len(requests)} request(s) not sent")
+        env.renderer.info(f"dry run: {len(requests)} request(s) not sent{_how(plan)}")
         return errors.OK
     creates, session = Creates(plan), WatchSession()
 
@@ -89,8 +101,16 @@ def create(
     return env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
 
 
-def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: SendFlags) -> Plan:
-    from retab_cli.creating import DocumentSource, Plan, require_key
+def _how(plan: Plan) -> str:
+    """How the documents would travel, when any is not inline: " (2 inline, 1 upload)"."""
+    counts = {t: plan.transports.count(t) for t in dict.fromkeys(plan.transports)}
+    if set(counts) <= {"inline"}:
+        return ""
+    return " (" + ", ".join(f"{n} {t}" for t, n in counts.items()) + ")"
+
+
+def _plan(env: Env, source: DocumentSource, run: RunFlags, send: SendFlags) -> Plan:
+    from retab_cli.creating import Plan, require_key
     from retab_cli.session import stdin_is_tty
 
     require_key(run.key)
@@ -100,19 +120,18 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: Send
         raise errors.UsageError("--timeout applies to a synchronous create or --wait")
     options = run.options(background=send.background or send.wait, warn=env.renderer.warn)
     deadline = duration(send.timeout, "--timeout")
-    if files == ["-"] and url is None and stdin_is_tty():  # reading it would block
+    if source.files == ("-",) and source.url is None and stdin_is_tty():  # it would block
         raise errors.UsageError("'-' reads the document from stdin, but stdin is a terminal",
                                 hint="pipe it in, e.g. retab partitions create - --filename "
                                      "scan.pdf --key KEY < scan.pdf")
-    source = DocumentSource(tuple(files), url, send.filename, send.mime_type)
     return Plan.make(options, source.load(sys.stdin.buffer, env.renderer.warn),
-                     idempotency_key=send.idempotency_key, deadline=deadline, wait=send.wait)
+                     idempotency_key=send.idempotency_key, deadline=deadline, wait=send.wait,
+                     upload=send.upload)
 
 
 async def _create_all(env: Env, client: Client, creates: Creates) -> None:
     """Send the creates, showing each result as it comes (or, with --wait, leaving the
     showing to the watch)."""
-    from retab_cli.render.progress import create_spinner
     from retab_cli.watch_ui import status_error
 
     renderer, plan = env.renderer, creates.plan
@@ -124,8 +143,7 @@ async def _create_all(env: Env, client: Client, creates: Creates) -> None:
         if stream:
             renderer.jsonl(run)
 
-    progress = create_spinner(renderer, synchronous=not plan.options.background,
-                              total=len(plan.documents))
+    progress = _progress(env, creates)
     with progress or contextlib.nullcontext():
         await creates.send(client, renderer, each=each,
                            advance=progress.advance if progress else None)
@@ -135,6 +153,22 @@ async def _create_all(env: Env, client: Client, creates: Creates) -> None:
     elif values:  # the watch shows the runs and remembers their ids
         ids = ", ".join(str(f.get("id")) for f in values[:5])
         renderer.info(f"created {len(values)} run(s): {ids}" + (" …" if len(values) > 5 else ""))
+
+
+def _progress(env: Env, creates: Creates) -> UploadProgress | UploadBars | None:
+    """The display on stderr while the creates are sent: with an upload, its bytes and
+    rate (uploads' notices on stderr); otherwise the count of files or the wait."""
+    from retab_cli.render.progress import create_spinner
+    from retab_cli.render.transfer import upload_bars
+
+    plan, delivery = creates.plan, creates.delivery
+    synchronous, total = not plan.options.background, len(plan.documents)
+    if "upload" not in plan.transports:
+        return create_spinner(env.renderer, synchronous=synchronous, total=total)
+    bars = upload_bars(env.renderer, synchronous=synchronous, total=total)
+    delivery.progress = lambda document: bars.tracker(document.label)
+    delivery.notice = env.renderer.notice
+    return bars
 
 
 def _show_created(env: Env, creates: Creates, *, streamed: bool) -> None:

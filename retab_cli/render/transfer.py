@@ -1,0 +1,134 @@
+"""The upload bar of `create`: bytes sent and rate of each document going through the files
+API, beside the count of runs created (several files) or the wait for one run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
+
+from retab_cli.render import Renderer, sanitize
+from retab_cli.render.console import make_console
+
+BYTES = "bytes"  # the kind of an upload's row; other rows count runs or wait for one
+
+
+class _Amount(ProgressColumn):
+    """Bytes sent of the total for an upload ("12.0/30.0 MiB"), runs created of the total
+    for the count row, nothing for the wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn(binary_units=True)
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("kind") == BYTES:
+            return self._bytes.render(task)
+        if task.total is None:
+            return Text("")
+        return Text(f"{int(task.completed)}/{int(task.total)}", style="progress.download")
+
+
+class _Pace(ProgressColumn):
+    """The rate of an upload; the time elapsed for the other rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rate = TransferSpeedColumn()
+        self._elapsed = TimeElapsedColumn()
+
+    def render(self, task: Task) -> Text:
+        if task.fields.get("kind") == BYTES:
+            return self._rate.render(task)
+        return self._elapsed.render(task)
+
+
+class UploadBars:
+    """A transient display on stderr: one row per document being uploaded (its name, a
+    bar, bytes sent of its size, the rate), and `status` (say "waiting for the run") as a
+    row counting `total` runs (or, for one, the time waited).
+
+    Drawn only on a terminal, without -q or --no-progress; otherwise every call does
+    nothing, so a redirected stderr or CI log never gets a live display.
+    """
+
+    def __init__(self, r: Renderer, *, status: str | None = None, total: int = 1) -> None:
+        self._status = status
+        self._total = total
+        self._status_row: TaskID | None = None
+        self._rows: dict[int, TaskID] = {}
+        self._uploads = 0
+        self._progress: Progress | None = None
+        if r.stderr_tty and not r.quiet and r.progress:
+            console = make_console(r.stderr, color=r.stderr_color, width=r.width)
+            self._progress = Progress(
+                TextColumn("{task.description}", markup=False), BarColumn(), _Amount(),
+                _Pace(), console=console, transient=True,
+                # stdout carries data: the display must not capture it.
+                redirect_stdout=False, redirect_stderr=False)
+
+    @property
+    def live(self) -> bool:
+        return self._progress is not None
+
+    def __enter__(self) -> UploadBars:
+        if self._progress is not None:
+            self._progress.start()
+            if self._status is not None:
+                total = self._total if self._total > 1 else None
+                self._status_row = self._progress.add_task(self._status, total=total)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, filename: str) -> None:
+        """One more run created (the count row)."""
+        if self._progress is not None and self._status_row is not None:
+            self._progress.advance(self._status_row)
+
+    def tracker(self, label: str) -> Callable[[int, int], None]:
+        """The `progress(sent, total)` of one upload: its row appears with the first call,
+        starts over when the upload does (sent 0) and goes once every byte is sent."""
+        self._uploads += 1
+        key = self._uploads
+        name = "uploading " + sanitize(label, single_line=True)
+
+        def update(sent: int, total: int) -> None:
+            progress = self._progress
+            if progress is None:
+                return
+            row = self._rows.get(key)
+            if row is None:
+                row = self._rows[key] = progress.add_task(name, total=total, kind=BYTES)
+            elif sent == 0:
+                progress.reset(row, total=total)
+            progress.update(row, completed=sent)
+            if sent >= total:
+                progress.remove_task(self._rows.pop(key))
+
+        return update
+
+
+def upload_bars(r: Renderer, *, synchronous: bool, total: int) -> UploadBars:
+    """The display of a `create` that uploads: byte rows in any output mode (they are on
+    stderr), and under the table output the count of runs created (several documents)
+    or, for one synchronous create, the time waited for the run."""
+    status = None
+    if r.mode == "table" and (total > 1 or synchronous):
+        status = "created" if total > 1 else "waiting for the run"
+    return UploadBars(r, status=status, total=total)
