@@ -205,6 +205,13 @@ class Plan:
         keys = [idempotency_key or secrets.token_hex(16) for _ in documents]
         return cls(options, documents, keys, deadline, wait, upload, transports)
 
+    def how(self) -> str:
+        """How the documents travel, when any is not inline: " (2 inline, 1 upload)"."""
+        counts = {t: self.transports.count(t) for t in dict.fromkeys(self.transports)}
+        if set(counts) <= {"inline"}:
+            return ""
+        return " (" + ", ".join(f"{n} {t}" for t, n in counts.items()) + ")"
+
 
 def _check_idempotency_key(key: str | None, documents: int) -> None:
     if key is None:

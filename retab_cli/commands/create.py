@@ -17,8 +17,6 @@ from retab_cli.documents import UPLOAD_MODES
 if TYPE_CHECKING:
     from retab_cli.client import Client
     from retab_cli.creating import Creates, DocumentSource, Plan
-    from retab_cli.render.progress import UploadProgress
-    from retab_cli.render.transfer import UploadBars
     from retab_cli.session import Env
 
 
@@ -75,7 +73,7 @@ def create(
     if send.dry_run:
         requests = dry_run_requests(plan.options, plan.documents, plan.keys, plan.transports)
         env.renderer.objects(requests, single=True)
-        env.renderer.info(f"dry run: {len(requests)} request(s) not sent{_how(plan)}")
+        env.renderer.info(f"dry run: {len(requests)} request(s) not sent{plan.how()}")
         return errors.OK
     creates, session = Creates(plan), WatchSession()
 
@@ -101,14 +99,6 @@ def create(
     return env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
 
 
-def _how(plan: Plan) -> str:
-    """How the documents would travel, when any is not inline: " (2 inline, 1 upload)"."""
-    counts = {t: plan.transports.count(t) for t in dict.fromkeys(plan.transports)}
-    if set(counts) <= {"inline"}:
-        return ""
-    return " (" + ", ".join(f"{n} {t}" for t, n in counts.items()) + ")"
-
-
 def _plan(env: Env, source: DocumentSource, run: RunFlags, send: SendFlags) -> Plan:
     from retab_cli.creating import Plan, require_key
     from retab_cli.session import stdin_is_tty
@@ -132,6 +122,7 @@ def _plan(env: Env, source: DocumentSource, run: RunFlags, send: SendFlags) -> P
 async def _create_all(env: Env, client: Client, creates: Creates) -> None:
     """Send the creates, showing each result as it comes (or, with --wait, leaving the
     showing to the watch)."""
+    from retab_cli.render.transfer import create_progress
     from retab_cli.watch_ui import status_error
 
     renderer, plan = env.renderer, creates.plan
@@ -143,7 +134,7 @@ async def _create_all(env: Env, client: Client, creates: Creates) -> None:
         if stream:
             renderer.jsonl(run)
 
-    progress = _progress(env, creates)
+    progress = create_progress(renderer, creates)
     with progress or contextlib.nullcontext():
         await creates.send(client, renderer, each=each,
                            advance=progress.advance if progress else None)
@@ -153,22 +144,6 @@ async def _create_all(env: Env, client: Client, creates: Creates) -> None:
     elif values:  # the watch shows the runs and remembers their ids
         ids = ", ".join(str(f.get("id")) for f in values[:5])
         renderer.info(f"created {len(values)} run(s): {ids}" + (" …" if len(values) > 5 else ""))
-
-
-def _progress(env: Env, creates: Creates) -> UploadProgress | UploadBars | None:
-    """The display on stderr while the creates are sent: with an upload, its bytes and
-    rate (uploads' notices on stderr); otherwise the count of files or the wait."""
-    from retab_cli.render.progress import create_spinner
-    from retab_cli.render.transfer import upload_bars
-
-    plan, delivery = creates.plan, creates.delivery
-    synchronous, total = not plan.options.background, len(plan.documents)
-    if "upload" not in plan.transports:
-        return create_spinner(env.renderer, synchronous=synchronous, total=total)
-    bars = upload_bars(env.renderer, synchronous=synchronous, total=total)
-    delivery.progress = lambda document: bars.tracker(document.label)
-    delivery.notice = env.renderer.notice
-    return bars
 
 
 def _show_created(env: Env, creates: Creates, *, streamed: bool) -> None:

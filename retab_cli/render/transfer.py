@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.progress import (
     BarColumn,
@@ -21,6 +22,10 @@ from rich.text import Text
 
 from retab_cli.render import Renderer, sanitize
 from retab_cli.render.console import make_console
+
+if TYPE_CHECKING:
+    from retab_cli.creating import Creates
+    from retab_cli.render.progress import UploadProgress
 
 BYTES = "bytes"  # the kind of an upload's row; other rows count runs or wait for one
 
@@ -122,6 +127,21 @@ class UploadBars:
                 progress.remove_task(self._rows.pop(key))
 
         return update
+
+
+def create_progress(r: Renderer, creates: Creates) -> UploadProgress | UploadBars | None:
+    """The display on stderr while `create` sends: with an upload, the bytes and rate
+    (its retry notices on stderr too); otherwise the count of files or the wait."""
+    from retab_cli.render.progress import create_spinner
+
+    plan, delivery = creates.plan, creates.delivery
+    synchronous, total = not plan.options.background, len(plan.documents)
+    if "upload" not in plan.transports:
+        return create_spinner(r, synchronous=synchronous, total=total)
+    bars = upload_bars(r, synchronous=synchronous, total=total)
+    delivery.progress = lambda document: bars.tracker(document.label)
+    delivery.notice = r.notice
+    return bars
 
 
 def upload_bars(r: Renderer, *, synchronous: bool, total: int) -> UploadBars:
