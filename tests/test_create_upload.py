@@ -468,3 +468,79 @@ def _pending_delays(emu: Emulator) -> int:
     faults = emu.control("GET", "faults")
     assert isinstance(faults, list)
     return sum(int(f["times"]) for f in faults)
+
+
+# ---- the upload bar ------------------------------------------------------------------------
+
+
+def test_the_upload_bar_on_a_terminal_shows_bytes(cli: Cli, big: Path) -> None:
+    from test_watch_e2e import plain, run_in_script
+
+    # Storage stalls a second before reading: the bar is drawn with part of the bytes sent.
+    cli.emu.add_fault(path="^/_storage/uploads/", method="PUT", delay=1.0)
+    code, received = run_in_script(cli, "partitions", "create", str(big), "--key", KEY)
+    assert code == 0, received
+    lines = plain(received)
+    assert any(re.search(r"uploading contract\.pdf .* \d+\.\d/30\.0 MiB (\?|[\d.]+ MiB/s)", line)
+               for line in lines), received
+    assert any(re.search(r"waiting for the run .*\d:\d\d:\d\d", line) for line in lines), received
+    assert "Traceback" not in received
+
+
+@pytest.mark.parametrize("flag", ["-q", "--no-progress"])
+def test_the_upload_bar_is_off_on_a_terminal_with_quiet_or_no_progress(
+        cli: Cli, big: Path, flag: str) -> None:
+    from test_watch_e2e import plain, run_in_script
+
+    cli.emu.add_fault(path="^/_storage/uploads/", method="PUT", delay=1.0)
+    code, received = run_in_script(cli, "partitions", "create", str(big), "--key", KEY, flag,
+                                   "--background")
+    assert code == 0, received
+    assert "uploading" not in received and "MiB" not in received
+    assert re.search(r"prtn_[\w-]+", plain(received)[0]), received  # the run, still shown
+
+
+def test_upload_bars_draw_bytes_and_rate_and_sanitise_names(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from retab_cli.render import Renderer
+    from retab_cli.render.transfer import UploadBars
+
+    monkeypatch.setattr(Renderer, "stderr_tty", property(lambda self: True))
+    with UploadBars(Renderer("table", color="always", width=120), status="created",
+                    total=2) as bars:
+        track = bars.tracker("scan\x1b[2J.pdf")
+        for sent in (0, 4 * MIB, 8 * MIB, 12 * MIB):
+            track(sent, 30 * MIB)
+        assert bars._progress is not None
+        bars._progress.refresh()
+        bars.advance("a.pdf")
+        track(30 * MIB, 30 * MIB)  # done: the row goes
+        assert len(bars._progress.tasks) == 1
+    err = capsys.readouterr().err
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err)
+    assert re.search(r"uploading scan\\x1b\[2J\.pdf .* 12\.0/30\.0 MiB [\d.]+ MiB/s", text), text
+    assert "created" in text and "0/2" in text
+    assert "\x1b[2J" not in err
+
+
+@pytest.mark.parametrize("renderer_kw", [{"quiet": True}, {"progress": False}])
+def test_upload_bars_are_silent_with_quiet_or_no_progress(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        renderer_kw: dict[str, bool]) -> None:
+    from retab_cli.render import Renderer
+    from retab_cli.render.transfer import UploadBars
+
+    monkeypatch.setattr(Renderer, "stderr_tty", property(lambda self: True))
+    with UploadBars(Renderer("table", color="always", **renderer_kw), status="created",
+                    total=2) as bars:
+        bars.tracker("a.pdf")(5, 10)
+        bars.advance("a.pdf")
+        assert not bars.live
+    assert capsys.readouterr() == ("", "")
+
+
+def test_upload_completion_offers_the_modes(cli: Cli) -> None:
+    from test_completion import complete
+
+    assert complete(cli, "retab partitions create --upload ") == ["auto", "always", "never"]
+    assert complete(cli, "retab partitions create --upload a") == ["auto", "always"]

@@ -16,8 +16,8 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TransferSpeedColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 from retab_cli.render import Renderer, sanitize
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from retab_cli.render.progress import UploadProgress
 
 BYTES = "bytes"  # the kind of an upload's row; other rows count runs or wait for one
+MIB = 1024 * 1024
 
 
 class _Amount(ProgressColumn):
@@ -35,7 +36,7 @@ class _Amount(ProgressColumn):
     for the count row, nothing for the wait."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(table_column=Column(no_wrap=True))
         self._bytes = DownloadColumn(binary_units=True)
 
     def render(self, task: Task) -> Text:
@@ -47,17 +48,19 @@ class _Amount(ProgressColumn):
 
 
 class _Pace(ProgressColumn):
-    """The rate of an upload; the time elapsed for the other rows."""
+    """The rate of an upload (in MiB/s, as its sizes are in MiB); the time elapsed for
+    the other rows."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._rate = TransferSpeedColumn()
+        super().__init__(table_column=Column(no_wrap=True))
         self._elapsed = TimeElapsedColumn()
 
     def render(self, task: Task) -> Text:
-        if task.fields.get("kind") == BYTES:
-            return self._rate.render(task)
-        return self._elapsed.render(task)
+        if task.fields.get("kind") != BYTES:
+            return self._elapsed.render(task)
+        speed = task.finished_speed or task.speed
+        shown = "?" if speed is None else f"{speed / MIB:.1f} MiB/s"
+        return Text(shown, style="progress.data.speed")
 
 
 class UploadBars:
@@ -79,8 +82,10 @@ class UploadBars:
         if r.stderr_tty and not r.quiet and r.progress:
             console = make_console(r.stderr, color=r.stderr_color, width=r.width)
             self._progress = Progress(
-                TextColumn("{task.description}", markup=False), BarColumn(), _Amount(),
-                _Pace(), console=console, transient=True,
+                # A long name gives way (cut with …), never the figures.
+                TextColumn("{task.description}", markup=False,
+                           table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+                BarColumn(bar_width=24), _Amount(), _Pace(), console=console, transient=True,
                 # stdout carries data: the display must not capture it.
                 redirect_stdout=False, redirect_stderr=False)
 
@@ -139,7 +144,7 @@ def create_progress(r: Renderer, creates: Creates) -> UploadProgress | UploadBar
     if "upload" not in plan.transports:
         return create_spinner(r, synchronous=synchronous, total=total)
     bars = upload_bars(r, synchronous=synchronous, total=total)
-    delivery.progress = lambda document: bars.tracker(document.label)
+    delivery.progress = lambda document: bars.tracker(document.filename)
     delivery.notice = r.notice
     return bars
 
