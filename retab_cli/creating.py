@@ -379,16 +379,22 @@ async def send_creates(client: Client, options: CreateOptions, documents: Sequen
     document travels (default: inline, or its URL)."""
     import asyncio
 
-    from retab_cli.bulk import ByteBudget, ordered
+    from retab_cli.bulk import IN_FLIGHT, NOT_SENT, ByteBudget, ordered
+    from retab_cli.documents import plan_transport
 
     if delivery is None:
-        delivery = Delivery(["url" if d.url else "inline" for d in documents])
+        envelope = options.envelope()
+        delivery = Delivery([plan_transport(d, "auto", envelope=envelope) for d in documents])
     in_flight = ByteBudget(BYTES_IN_FLIGHT)
 
     async def one(index: int) -> dict[str, Any]:
         document = documents[index]
         async with in_flight.hold(delivery.held(index, document)):
+            # While it is uploaded or looked up, no create has left: a stop there says
+            # "not sent", not "outcome unknown".
+            ledger.state[index] = NOT_SENT
             sent = await delivery.document(client, index, document)
+            ledger.state[index] = IN_FLIGHT
             body = await asyncio.to_thread(options.body, document, sent)
             result = await client.create(body, idempotency_key=keys[index], timeout=timeout)
         if advance:
