@@ -148,6 +148,20 @@ def test_a_20_mib_document_goes_inline(cli: Cli, medium: Path) -> None:
     assert 26 * MIB < create["body_bytes"] < MAX_BODY  # base64: 4/3 of the bytes
 
 
+def test_stdin_over_the_inline_cap_is_uploaded(cli: Cli, tmp_path: Path) -> None:
+    """stdin is held in memory (at most 32 MiB): 25 MiB of it pass the body cap inline
+    (base64), so it is uploaded from memory, named by --filename."""
+    data = padded_pdf(tmp_path / "scan.pdf", 25 * MIB).read_bytes()
+    result = cli("partitions", "create", "-", "--filename", "scan.pdf", "--key", KEY, "--json",
+                 input=data)
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["output"] == EXPECTED_CHUNKS
+    assert steps(cli.emu) == UPLOAD_STEPS
+    start, put, complete, _ = cli.emu.requests()
+    assert start["body"]["filename"] == "scan.pdf" and put["body_bytes"] == 25 * MIB
+    assert complete["body"] == {"sha256": hashlib.sha256(data).hexdigest()}
+
+
 def test_upload_never_refuses_a_30_mib_document_locally(cli: Cli, big: Path) -> None:
     result = cli("partitions", "create", str(big), "--key", KEY, "--upload", "never")
     assert result.exit_code == 2
