@@ -33,7 +33,7 @@ errors go to stderr.
 Exit codes:
 {_EXIT_CODES}
 
-With several ids the most severe outcome wins: 4, 2, 1, 6, 3, 5, 8, 0.
+With several ids the most severe outcome wins: 4, 2, 1, 6, 3, 5, 8, 7, 0.
 """
 
 app = typer.Typer(

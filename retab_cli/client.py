@@ -8,6 +8,7 @@ that need them, so the JSON output path never re-serialises anything.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import json
 import math
@@ -43,6 +44,11 @@ import httpx
 
 if sys.modules.get("httpx._main") is None:
     sys.modules.pop("httpx._main", None)
+# httpcore imports the optional sniffio at every connection-pool lock, several times a
+# request; absent, each failed import searches sys.path again (~0.1 ms). Looked for once
+# here; a None entry then fails the import at once, and httpcore takes asyncio.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 REQUEST_TIMEOUT = 30.0
 RETRY_WINDOW = 60.0
