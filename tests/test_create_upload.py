@@ -538,16 +538,16 @@ def test_upload_bars_draw_bytes_and_rate_and_sanitise_names(
     assert "\x1b[2J" not in err
 
 
-@pytest.mark.parametrize("renderer_kw", [{"quiet": True}, {"progress": False}])
+@pytest.mark.parametrize(("quiet", "progress"), [(True, True), (False, False)])
 def test_upload_bars_are_silent_with_quiet_or_no_progress(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        renderer_kw: dict[str, bool]) -> None:
+        quiet: bool, progress: bool) -> None:
     from retab_cli.render import Renderer
     from retab_cli.render.transfer import UploadBars
 
     monkeypatch.setattr(Renderer, "stderr_tty", property(lambda self: True))
-    with UploadBars(Renderer("table", color="always", **renderer_kw), status="created",
-                    total=2) as bars:
+    with UploadBars(Renderer("table", color="always", quiet=quiet, progress=progress),
+                    status="created", total=2) as bars:
         bars.tracker("a.pdf")(5, 10)
         bars.advance("a.pdf")
         assert not bars.live
