@@ -216,7 +216,11 @@ class _Upload:
                                             "that long", status=status), retry=False)
             return _Failure(ServerError(seen, status=status), retry=True, delay=wait)
         kind = RejectedError if status == 413 else ServerError
-        return _Failure(kind(f"{seen}: the upload was refused", status=status), retry=False)
+        error = kind(f"{seen}: the upload was refused", status=status)
+        if status == 403:  # a first refusal: the signed URL itself (its signature) is bad
+            error.hint = ("storage did not accept the signed upload URL the API gave; run "
+                          "the command again for a new upload session")
+        return _Failure(error, retry=False)
 
     async def _complete(self, session: UploadSession) -> dict[str, str]:
         sha256 = self.doc.sha256()  # the PUT computed it; no second read

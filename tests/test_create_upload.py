@@ -394,7 +394,8 @@ def test_a_tampered_signature_is_refused_by_storage(cli: Cli, small: Path) -> No
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"error: {small}: the storage server answered HTTP 403 Forbidden: the upload was refused",
-        "hint: try again later; add --debug to see each request"]
+        "hint: storage did not accept the signed upload URL the API gave; run the command again "
+        "for a new upload session"]
     put = cli.emu.requests()[1]
     assert (put["method"], put["status"]) == ("PUT", 403)
     assert "POST /v1/partitions" not in steps(cli.emu)
