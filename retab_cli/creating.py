@@ -222,6 +222,14 @@ def _check_idempotency_key(key: str | None, documents: int) -> None:
         raise UsageError("--idempotency-key must be printable and not empty")
 
 
+def auto_transports(options: CreateOptions, documents: Sequence[Document]) -> list[str]:
+    """How each document travels under `--upload auto` (a plan made without a mode)."""
+    from retab_cli.documents import plan_transport
+
+    envelope = options.envelope()
+    return [plan_transport(d, "auto", envelope=envelope) for d in documents]
+
+
 Progress = Callable[[int, int], None]
 
 
@@ -284,7 +292,9 @@ class Creates:
 
         self.ledger = Ledger(range(len(self.plan.documents)))
         self.tally = Tally()
-        self.delivery = Delivery(self.plan.transports)
+        plan = self.plan
+        self.delivery = Delivery(plan.transports or auto_transports(plan.options,
+                                                                     plan.documents))
 
     @property
     def single(self) -> bool:
@@ -362,9 +372,10 @@ def _dry_body(options: CreateOptions, document: Document, transport: str) -> dic
                  "url": f"<the MIMEData of {document.file_id}>"}
     elif document.url is not None and not document.url.startswith("data:"):
         shown = {"filename": document.filename, "url": document.url}
-    else:
-        shown = {"filename": document.filename,
-                 "url": f"data:{document.mime_type};base64,<{document.size} bytes>"}
+    else:  # the bytes inline (a data: URL is sent as given: its own header)
+        head = (document.url.split(",", 1)[0] if document.url
+                else f"data:{document.mime_type};base64")
+        shown = {"filename": document.filename, "url": f"{head},<{document.size} bytes>"}
     return options.body(document, shown)
 
 
@@ -380,11 +391,9 @@ async def send_creates(client: Client, options: CreateOptions, documents: Sequen
     import asyncio
 
     from retab_cli.bulk import IN_FLIGHT, NOT_SENT, ByteBudget, ordered
-    from retab_cli.documents import plan_transport
 
     if delivery is None:
-        envelope = options.envelope()
-        delivery = Delivery([plan_transport(d, "auto", envelope=envelope) for d in documents])
+        delivery = Delivery(auto_transports(options, documents))
     in_flight = ByteBudget(BYTES_IN_FLIGHT)
 
     async def one(index: int) -> dict[str, Any]:

@@ -249,6 +249,26 @@ def test_dry_run_says_how_each_document_travels(cli: Cli, big: Path, small: Path
     assert cli.emu.requests() == []
 
 
+def test_dry_run_of_a_data_url_shows_its_own_header(cli: Cli) -> None:
+    result = cli("partitions", "create", "--url", "data:text/plain;base64,aGVsbG8=", "--filename",
+                 "a.txt", "--mime-type", "text/csv", "--key", KEY, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    request = result.json()
+    assert request["transport"] == "url"
+    assert request["body"]["document"] == {"filename": "a.txt",
+                                           "url": "data:text/plain;base64,<5 bytes>"}
+
+
+def test_a_plan_made_without_transports_sends_as_auto_would(small: Path, big: Path) -> None:
+    """`Plan` built directly (not through `make`): its creates still go the auto way."""
+    from retab_cli.creating import Creates
+
+    docs = [from_path(str(p), filename=None, mime_type=None, warn=lambda _: None)
+            for p in (small, big)]
+    creates = Creates(Plan(CreateOptions(key=KEY), docs, ["k1", "k2"], None, False))
+    assert list(creates.delivery.transports) == ["inline", "upload"]
+
+
 # ---- --file-id -----------------------------------------------------------------------------
 
 
