@@ -181,11 +181,15 @@ def test_upload_always_sends_a_small_file_through_the_files_api(cli: Cli, small:
     assert steps(cli.emu) == UPLOAD_STEPS
 
 
-def test_an_unknown_upload_mode_is_a_usage_error(cli: Cli, small: Path) -> None:
-    result = cli("partitions", "create", str(small), "--key", KEY, "--upload", "sometimes")
-    assert result.exit_code == 2
-    assert result.stderr.splitlines()[0] == (
-        "error: --upload must be one of auto, always, never (got 'sometimes')")
+def test_upload_modes_in_any_case_and_a_near_miss_hinted(cli: Cli, small: Path) -> None:
+    upper = cli("partitions", "create", str(small), "--key", KEY, "--upload", "ALWAYS", "--dry-run")
+    assert upper.exit_code == 0, upper.stderr
+    assert upper.json()["transport"] == "upload"
+    near = cli("partitions", "create", str(small), "--key", KEY, "--upload", "alway")
+    assert near.exit_code == 2
+    assert near.stderr.splitlines() == [
+        "error: invalid --upload 'alway': choose from auto, always, never",
+        "hint: did you mean 'always'?"]
     assert cli.emu.requests() == []
 
 

@@ -101,6 +101,7 @@ def create(
 
 def _plan(env: Env, source: DocumentSource, run: RunFlags, send: SendFlags) -> Plan:
     from retab_cli.creating import Plan, require_key
+    from retab_cli.parsing import choose
     from retab_cli.session import stdin_is_tty
 
     require_key(run.key)
@@ -116,7 +117,7 @@ def _plan(env: Env, source: DocumentSource, run: RunFlags, send: SendFlags) -> P
                                      "scan.pdf --key KEY < scan.pdf")
     return Plan.make(options, source.load(sys.stdin.buffer, env.renderer.warn),
                      idempotency_key=send.idempotency_key, deadline=deadline, wait=send.wait,
-                     upload=send.upload)
+                     upload=choose(send.upload, UPLOAD_MODES, "--upload"))
 
 
 async def _create_all(env: Env, client: Client, creates: Creates) -> None:
