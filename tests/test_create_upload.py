@@ -148,6 +148,19 @@ def test_a_20_mib_document_goes_inline(cli: Cli, medium: Path) -> None:
     assert 26 * MIB < create["body_bytes"] < MAX_BODY  # base64: 4/3 of the bytes
 
 
+def test_an_upload_beside_an_inline_file_with_wait(cli: Cli, big: Path, small: Path) -> None:
+    result = cli("partitions", "create", str(big), str(small), "--key", KEY, "--wait",
+                 "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    runs = result.json()
+    assert [r["file"]["filename"] for r in runs] == ["contract.pdf", "small.pdf"]
+    assert all(r["status"] == "completed" and r["output"] == EXPECTED_CHUNKS for r in runs)
+    creates = [r for r in cli.emu.requests() if r["path"] == "/v1/partitions"]
+    documents = sorted(str(r["body"]["document"]["url"])[:5] for r in creates)
+    assert documents == ["data:", "http:"]  # one inline, one the stored file's MIMEData
+    assert all(r["body"]["background"] is True for r in creates)
+
+
 def test_stdin_over_the_inline_cap_is_uploaded(cli: Cli, tmp_path: Path) -> None:
     """stdin is held in memory (at most 32 MiB): 25 MiB of it pass the body cap inline
     (base64), so it is uploaded from memory, named by --filename."""
