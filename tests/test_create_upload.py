@@ -29,7 +29,7 @@ from emulator.helpers import EXPECTED_CHUNKS, INVOICE_PAGES
 from retab_cli import creating
 from retab_cli.client import _encode
 from retab_cli.creating import CreateOptions, Delivery, Plan
-from retab_cli.documents import CHUNK, MAX_BODY, from_path, inline_body_size
+from retab_cli.documents import CHUNK, MAX_BODY, from_file_id, from_path, inline_body_size
 from retab_cli.emulator.pdfgen import make_pdf
 
 from cli_support import Cli
@@ -475,6 +475,10 @@ def test_rerun_commands_carry_upload_and_file_id(small: Path) -> None:
     named = from_path(str(small), filename="other.pdf", mime_type=None, warn=lambda _: None)
     assert options.rerun(named, "k2", False, upload="always", file_id="file_ab") == (
         "retab partitions create --file-id file_ab --key 'invoice number' --idempotency-key k2")
+    stored = from_file_id("file_cd")  # given as --file-id: named so again
+    assert CreateOptions(key=KEY, background=True).rerun(stored, "k3", False) == (
+        "retab partitions create --file-id file_cd --key 'invoice number' --background "
+        "--idempotency-key k3")
 
 
 @pytest.fixture
