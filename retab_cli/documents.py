@@ -78,6 +78,7 @@ class Document:
     url: str | None = None          # a URL sent as is (https:// or data:)
     path: Path | None = None        # a file read at send time
     data: bytes | None = None       # stdin, already read
+    file_id: str | None = None      # a file stored by the files API (--file-id)
     _sha256: str | None = field(default=None, repr=False, compare=False)
     _hasher: Any = field(default=None, repr=False, compare=False)
     _hashed: int = field(default=0, repr=False, compare=False)  # bytes fed to _hasher
@@ -183,7 +184,8 @@ def inline_body_size(doc: Document, envelope: int = ENVELOPE) -> int:
 
 
 def plan_transport(doc: Document, upload_mode: str, *, envelope: int = ENVELOPE) -> str:
-    """How `doc` travels: "url" (sent as is), "inline" (in the body) or "upload".
+    """How `doc` travels: "url" (sent as is), "file" (a stored file, --file-id), "inline"
+    (in the body) or "upload".
 
     auto: inline while the body stays under the API's cap, uploaded above it; always:
     uploaded; never: inline, refused when too big for it.
@@ -192,6 +194,8 @@ def plan_transport(doc: Document, upload_mode: str, *, envelope: int = ENVELOPE)
         raise UsageError(f"--upload must be one of auto, always, never (got {upload_mode!r})")
     if doc.url is not None:
         return "url"
+    if doc.file_id is not None:
+        return "file"
     body = inline_body_size(doc, envelope)
     if upload_mode == "always" or (upload_mode == "auto" and body > MAX_BODY):
         return "upload"
@@ -358,3 +362,21 @@ def _from_data_url(url: str, *, filename: str | None, mime_type: str | None) -> 
         raise UsageError("a data: URL needs --filename NAME")
     return Document(label="data URL", filename=os.path.basename(filename),
                     mime_type=mime_type or declared, size=len(content), url=url)
+
+
+def validate_file_id(value: str) -> str:
+    """The id rule of docs/design.md §5, said of a file."""
+    from retab_cli.parsing import validate_id
+
+    try:
+        return validate_id(value)
+    except UsageError as exc:
+        exc.message = exc.message.replace("invalid partition id", "invalid file id", 1)
+        exc.args = (exc.message,)
+        raise
+
+
+def from_file_id(file_id: str) -> Document:
+    """A file the files API already holds: its name and type come with its link."""
+    validate_file_id(file_id)
+    return Document(label=file_id, filename=file_id, mime_type="", size=None, file_id=file_id)
