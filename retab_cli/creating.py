@@ -249,14 +249,10 @@ class Delivery:
     file_ids: dict[int, str] = field(default_factory=dict)
 
     def held(self, index: int, document: Document) -> int:
-        """The bytes of this document in memory while it is sent: all of it inline, one
-        chunk at a time when it is uploaded (a big file does not wait for others)."""
-        from retab_cli.documents import CHUNK
+        """The bytes of this document in memory while it is sent (documents.bytes_held)."""
+        from retab_cli.documents import bytes_held
 
-        transport = self.transports[index]
-        if transport == "inline":
-            return document.size or 0
-        return CHUNK if transport == "upload" else 0
+        return bytes_held(document, self.transports[index])
 
     async def document(self, client: Client, index: int,
                        document: Document) -> dict[str, str] | None:

@@ -204,6 +204,15 @@ def plan_transport(doc: Document, upload_mode: str, *, envelope: int = ENVELOPE)
     return "inline"
 
 
+def bytes_held(doc: Document, transport: str) -> int:
+    """The bytes of `doc` in memory while it is sent by `transport`: all of it inline, one
+    chunk at a time when uploaded (a big file does not wait for others), none by URL or
+    stored file."""
+    if transport == "inline":
+        return doc.size or 0
+    return CHUNK if transport == "upload" else 0
+
+
 def _too_large_inline(doc: Document, body: int) -> UsageError:
     return UsageError(
         f"{doc.label} would make a {body / MIB:.1f} MiB request body inline (base64), over "
