@@ -525,7 +525,7 @@ class Watcher:
         """One sweeping task: at once (cost None), or a period for `cost` requests from now."""
         assert isinstance(self._client, ListClient)
         sweeper = Sweeper(self._client, self._runs, self._pacing, slots=self._slots, clock=self._clock,
-                          sleep=self._sleep, began=self._began, hand_over=self._hand_over,
+                          sleep=self._sleep, began=self._began, hand_over=self._start_polls,
                           threshold=self._sweep_above)
         self._sweeping = True
         self._mode += 1  # the poll tasks running now stop when they next wake
@@ -534,13 +534,9 @@ class Watcher:
     async def _sweeps(self, sweeper: Sweeper, delay: float) -> None:
         try:
             await sweeper.loop(delay)
-        finally:
+        finally:  # however it ends (handed over, stopped, cancelled), the next add may sweep
             self._sweeping = False
             self._sweep_cost = sweeper.cost
-
-    def _hand_over(self) -> None:
-        self._sweeping = False
-        self._start_polls()
 
     def _schedule(self, track: Track) -> None:
         """An added run: the running sweep takes it, or sweeps start, or it gets polls."""
