@@ -1,4 +1,4 @@
-"""Benchmark of a big-document upload (issue 10, DESIGN §11): the tool's upload engine
+"""Benchmark of a big-document upload (issue 10, docs/design.md §11): the tool's upload engine
 against a plain `curl -T` of the same file to the same kind of signed URL, in one run.
 
 A 1 GiB file (sparse by default: the page cache serves zeros, so the figures are the

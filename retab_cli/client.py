@@ -358,7 +358,7 @@ class Client:
         expect: Expect = "json",
         on_retry: Callable[[_Attempt], None] | None = None,
     ) -> ApiResult:
-        """Send with retries (DESIGN §5) and return the decoded body or raise a typed error.
+        """Send with retries (docs/design.md §5) and return the decoded body or raise a typed error.
 
         `timeout` bounds the whole operation; without it each attempt has `request_timeout`
         and retries start within the retry window. Every error raised names `partition_id`,

@@ -1,6 +1,6 @@
 """The polling engine behind `watch`, `create --wait`, `cancel --wait` and `get --exit-status`.
 
-Pure logic over a client (DESIGN §4): it follows each run's status and yields events;
+Pure logic over a client (docs/design.md §4): it follows each run's status and yields events;
 commands render them. No output, no signals and no HTTP here.
 
 Shape: one small task per run sleeps until its next poll, then asks the client. Every
@@ -64,7 +64,7 @@ MAX_BACKOFF = 30.0
 NOT_FOUND_RETRY = 1.0  # read-after-write lag clears in about a second
 FINAL_ATTEMPTS = 3  # the full object is fetched once, so let the client retry it a little
 
-# Outcomes of a run, and the exit code each one means (DESIGN §3). "error" (a fatal
+# Outcomes of a run, and the exit code each one means (docs/design.md §3). "error" (a fatal
 # 400/401/403/422) takes the error's own exit code.
 OUTCOME_EXIT = {
     "completed": OK,
@@ -151,7 +151,7 @@ class Track:
 
 
 class Pacing:
-    """How long to wait before the next request (DESIGN §4)."""
+    """How long to wait before the next request (docs/design.md §4)."""
 
     def __init__(self, budget: Budget, interval: float | None, clock: Clock, rng: random.Random) -> None:
         self._budget = budget
@@ -418,7 +418,7 @@ class Watcher:
         return self._runs.fatal
 
     def exit_code(self, *, any_end_ok: bool = False) -> int:
-        """The most severe outcome (DESIGN §3); runs still active count as 8.
+        """The most severe outcome (docs/design.md §3); runs still active count as 8.
 
         `any_end_ok` is for `cancel --wait`, where failed or cancelled is success too.
         """

@@ -1,4 +1,4 @@
-"""The batch engine (DESIGN §10): read, claim, create, watch, split, all at once.
+"""The batch engine (docs/design.md §10): read, claim, create, watch, split, all at once.
 
 Stages, each a task, joined by small queues (so memory holds a bounded number of
 documents, whatever the folder's size):
@@ -100,7 +100,7 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        """DESIGN §10: 0 every document completed (and split), 3 some failed, 5 some
+        """docs/design.md §10: 0 every document completed (and split), 3 some failed, 5 some
         cancelled, 7 stopped early, 2 nothing could be read; the §3 order between them."""
         if self.found == 0 or (not self.stopped and self.taken
                                and self.statuses[LOCAL_ERROR] == self.taken):
