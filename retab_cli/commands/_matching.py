@@ -71,6 +71,14 @@ class Filters:
 def _matching_query(action: Action, ids: list[str] | None,
                     filters: Filters) -> ListQuery | None:
     """The query for --all-matching, checked; None when ids were given instead."""
+    return matching_query(ids, filters, statuses=action.statuses)
+
+
+def matching_query(ids: list[str] | None, filters: Filters, *, statuses: tuple[str, ...],
+                   needs_filter: bool = True) -> ListQuery | None:
+    """The query for --all-matching (`statuses` unless --status is given), checked against
+    the ids; None when ids were given instead. `needs_filter`: a destructive command
+    refuses to act on every run (a watch of every active run is harmless)."""
     if not filters.all_matching:
         if filters.given():
             raise UsageError("--status/--filename/--since/--until need --all-matching")
@@ -80,13 +88,24 @@ def _matching_query(action: Action, ids: list[str] | None,
         return None
     if ids:
         raise UsageError("give either ids or --all-matching, not both")
-    if not filters.given():
+    if needs_filter and not filters.given():
         raise UsageError("--all-matching needs at least one filter (--status, --filename, "
                          "--since, --until)")
     from retab_cli.paging import build_query
 
-    return build_query(filters.status or list(action.statuses), filters.filename,
+    return build_query(filters.status or list(statuses), filters.filename,
                        filters.since, filters.until, limit=None)
+
+
+async def matching_ids(env: Env, client: Client, query: ListQuery, verb: str) -> list[str]:
+    """The snapshot of the runs matching `query`, with a note when none does (nothing to
+    do is not an error)."""
+    from retab_cli.paging import snapshot_ids
+
+    wanted = await snapshot_ids(client, query)
+    if not wanted:
+        env.renderer.info(f"no partitions match; nothing to {verb}")
+    return wanted
 
 
 def run_bulk(env: Env, action: Action, ids: list[str] | None, filters: Filters, *,
@@ -138,11 +157,8 @@ async def _snapshot_matching(env: Env, client: Client, action: Action, query: Li
                             dry_run: bool, yes: bool) -> list[str]:
     """The runs matching `query`, listed once, counted, then shown (--dry-run: nothing
     returned) or confirmed. An empty result means there is nothing to do."""
-    from retab_cli.paging import snapshot_ids
-
-    wanted = await snapshot_ids(client, query)
+    wanted = await matching_ids(env, client, query, action.verb)
     if not wanted:
-        env.renderer.info(f"no partitions match; nothing to {action.verb}")
         return []
     if dry_run:
         _dry_run(env, action, wanted, single=False)

@@ -1,5 +1,5 @@
-"""`retab partitions watch ID... | -` (alias `wait`): the engine (retab_cli.watch) decides,
-retab_cli.watch_ui shows it."""
+"""`retab partitions watch ID... | - | --all-matching [filters]` (alias `wait`): the engine
+(retab_cli.watch) decides, retab_cli.watch_ui shows it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._options import IdsArg, duration
+from retab_cli.commands._matching import Filters
+from retab_cli.commands._options import OptionalIdsArg, duration
+from retab_cli.statuses import ACTIVE_ORDER
 
 if TYPE_CHECKING:
     from retab_cli.session import Env
@@ -18,7 +20,9 @@ if TYPE_CHECKING:
 @command()
 def watch(
     env: Env,
-    ids: IdsArg,
+    ids: OptionalIdsArg = None,
+    *,
+    filters: Filters,
     timeout: Annotated[str | None, typer.Option(
         metavar="DUR", help="Stop waiting after this long (exit 8), e.g. 90s, 5m, 1h30m.",
         show_default=False)] = None,
@@ -36,12 +40,15 @@ def watch(
 ) -> int:
     """Wait for runs to end, showing each status change (alias: wait). Exit 0 when every
     run completed, 3 if one failed, 5 if one was cancelled, 6 if one is gone, 8 on
-    --timeout."""
+    --timeout. With --all-matching, the runs matching the filters when it starts (pending,
+    queued and in_progress unless --status is given)."""
     from retab_cli.bulk import one_id
+    from retab_cli.commands._matching import matching_ids, matching_query
     from retab_cli.session import read_ids
     from retab_cli.watch_ui import WatchOptions, WatchSession, report_interrupt, watch_runs
 
-    wanted = read_ids(ids)
+    query = matching_query(ids, filters, statuses=ACTIVE_ORDER, needs_filter=False)
+    wanted = read_ids(ids or []) if query is None else []
     options = WatchOptions(
         timeout=duration(timeout, "--timeout"),
         interval=duration(interval, "--interval"),
@@ -53,6 +60,10 @@ def watch(
 
     async def main() -> int:
         async with env.client() as client:
+            if query is not None:
+                wanted[:] = await matching_ids(env, client, query, "watch")
+                if not wanted:
+                    return errors.OK
             return await watch_runs(env, client, wanted, options, session=session)
 
     async def on_interrupt(code: int) -> None:
