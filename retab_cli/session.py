@@ -66,6 +66,7 @@ class Env:
         from retab_cli.connect import open_client
 
         return open_client(self.settings, notice=self.renderer.notice,
+                           trace=self.renderer.debug_exchange,
                            base_url=base_url or self.base_url(), key=key,
                            max_attempts=max_attempts, request_timeout=request_timeout)
 

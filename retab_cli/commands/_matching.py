@@ -57,8 +57,8 @@ class Filters:
     """`--all-matching` and the list filters it takes."""
 
     all_matching: Annotated[bool, typer.Option(
-        "--all-matching", help="Every run matching the filters instead of ids (at least one "
-                               "filter is needed).")] = False
+        "--all-matching", help="Every run matching the filters instead of ids (cancel and "
+                               "delete need at least one filter).")] = False
     status: StatusOpt = None
     filename: FilenameOpt = None
     since: SinceOpt = None
