@@ -100,5 +100,16 @@ def _elide_base64(text: str) -> str:
         size = len(match.group(0)) - len(match.group(1))
         return f"{match.group(1)}<… {size} bytes of base64 elided>"
 
-    text = _DATA_URL.sub(data_url, text)
-    return _BASE64_RUN.sub(lambda m: f"<… {len(m.group(0))} bytes of base64 elided>", text)
+    def run(match: re.Match[str]) -> str:
+        found = match.group(0)
+        # Encoded bytes mix cases and digits; a long word or a row of x's does not.
+        if not (_has(found, str.isupper) and _has(found, str.islower)
+                and _has(found, str.isdigit)):
+            return found
+        return f"<… {len(found)} bytes of base64 elided>"
+
+    return _BASE64_RUN.sub(run, _DATA_URL.sub(data_url, text))
+
+
+def _has(text: str, test: Callable[[str], bool]) -> bool:
+    return any(test(char) for char in text)
