@@ -8,7 +8,7 @@ that need them, so the JSON output path never re-serialises anything.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import importlib.util
 import itertools
 import json
 import math
@@ -44,6 +44,11 @@ import httpx
 
 if sys.modules.get("httpx._main") is None:
     sys.modules.pop("httpx._main", None)
+# httpcore imports the optional sniffio at every connection-pool lock, several times a
+# request; absent, each failed import searches sys.path again (~0.1 ms). Looked for once
+# here; a None entry then fails the import at once, and httpcore takes asyncio.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 REQUEST_TIMEOUT = 30.0
 RETRY_WINDOW = 60.0
@@ -56,26 +61,6 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _SENDABLE_KEY = re.compile(r"[!-~]+")
 
 Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One attempt as --debug shows it in full (render/debug.py draws it): what was sent
-    and, when a response came, what came back; `mask` masks the key in any text of it."""
-
-    method: str
-    target: str  # the path with its query, as sent
-    request_headers: tuple[tuple[str, str], ...]
-    request_body: bytes | None
-    mask: Callable[[str], str]
-    status: int | None = None  # None: no response
-    reason: str = ""
-    http_version: str = ""
-    response_headers: tuple[tuple[str, str], ...] = ()
-    response_body: bytes | None = None
-
-
-Trace = Callable[[Exchange], None]
 
 
 def _ignore(_: str) -> None:
@@ -251,7 +236,6 @@ class Client:
         budget: Budget | None = None,
         notice: Log = _ignore,
         debug: Log | None = None,
-        trace: Trace | None = None,
         request_timeout: float = REQUEST_TIMEOUT,
         max_attempts: int = MAX_ATTEMPTS,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -268,7 +252,6 @@ class Client:
         self.budget = budget if budget is not None else Budget(clock=clock, sleep=sleep)
         self._notice = notice
         self._debug = debug
-        self._trace = trace
         self.request_timeout = request_timeout
         self.max_attempts = max_attempts
         self._clock = clock
@@ -375,7 +358,7 @@ class Client:
         expect: Expect = "json",
         on_retry: Callable[[_Attempt], None] | None = None,
     ) -> ApiResult:
-        """Send with retries (DESIGN §5) and return the decoded body or raise a typed error.
+        """Send with retries (docs/design.md §5) and return the decoded body or raise a typed error.
 
         `timeout` bounds the whole operation; without it each attempt has `request_timeout`
         and retries start within the retry window. Every error raised names `partition_id`,
@@ -452,45 +435,41 @@ class Client:
 
     async def _attempt(self, spec: RequestSpec, timeout: float) -> ApiResult | _Attempt:
         sent_at = self._clock()
-        request = self._build(spec, timeout)
         try:
-            response, body = await self._exchange(request, timeout)
+            response, body = await self._exchange(spec, timeout)
         except _TooLarge:
             return _Attempt(BadResponseError(f"unusable response: body over {MAX_BODY >> 20} MiB"),
                             retry=False)
         except TimeoutError:
-            self._log_debug(spec, request, sent_at)
+            self._log_debug(spec, sent_at)
             # Past a caller's own deadline there is no time left to retry in.
             within = spec.window if spec.hard_deadline else timeout
             return _Attempt(NetworkError(f"no complete response within {within:g}s"),
                             retry=not spec.hard_deadline, maybe_applied=True)
         except httpx.DecodingError as exc:  # a corrupt gzip/deflate body: it may read next time
-            self._log_debug(spec, request, sent_at)
+            self._log_debug(spec, sent_at)
             host = urllib.parse.urlsplit(self.base_url).netloc
             return _Attempt(BadResponseError(f"unusable response from {host}: {_short(exc)}"),
                             retry=True, maybe_applied=True)
         except httpx.TransportError as exc:
-            self._log_debug(spec, request, sent_at)
+            self._log_debug(spec, sent_at)
             return self._transport_failure(exc)
         request_id = response.headers.get("x-request-id")
         request_id = self.mask(request_id) if request_id is not None else None
-        self._log_debug(spec, request, sent_at, (response, body), request_id)
+        self._log_debug(spec, sent_at, response, body, request_id)
         if 200 <= response.status_code < 300:
             return self._success(response, body, request_id, spec.expect)
         return self._failure(response, body, request_id)
 
-    def _build(self, spec: RequestSpec, timeout: float) -> httpx.Request:
-        return self._http.build_request(
-            spec.method, spec.path, params=spec.params, content=spec.content,
-            headers=dict(spec.headers),
-            # httpx's own per-read timeout must not cut a longer caller's deadline short.
-            timeout=_timeouts(max(timeout, 0.001)) if spec.hard_deadline else httpx.USE_CLIENT_DEFAULT,
-        )
-
-    async def _exchange(self, request: httpx.Request,
-                        timeout: float) -> tuple[httpx.Response, bytes]:
+    async def _exchange(self, spec: RequestSpec, timeout: float) -> tuple[httpx.Response, bytes]:
         """One request and its whole body, within `timeout` seconds."""
         async with self._inflight, asyncio.timeout(timeout):
+            request = self._http.build_request(
+                spec.method, spec.path, params=spec.params, content=spec.content,
+                headers=dict(spec.headers),
+                # httpx's own per-read timeout must not cut a longer caller's deadline short.
+                timeout=_timeouts(max(timeout, 0.001)) if spec.hard_deadline else httpx.USE_CLIENT_DEFAULT,
+            )
             response = await self._http.send(request, stream=True)
             try:
                 return response, await _read_capped(response)
@@ -555,33 +534,22 @@ class Client:
         return _Attempt(error, retry=True, delay=wait, server_delay=wait is not None,
                         maybe_applied=status not in (429, 503))
 
-    def _log_debug(self, spec: RequestSpec, request: httpx.Request, sent_at: float,
-                   reply: tuple[httpx.Response, bytes] | None = None,
-                   request_id: str | None = None) -> None:
-        """--debug: the summary line (`debug`), then the whole exchange (`trace`)."""
-        if self._debug is not None:
-            elapsed = (self._clock() - sent_at) * 1000
-            shown = reply[0].status_code if reply else "no response"
-            rid = f" request_id={request_id}" if request_id else ""
-            self._debug(self.mask(
-                f"debug: {spec.method} {self.base_url}{spec.path} -> {shown} ({elapsed:.0f} ms){rid}"
-            ))
-        if self._trace is not None:
-            self._trace(self._exchange_of(request, spec.content, reply))
+    def _log_debug(self, spec: RequestSpec, sent_at: float, response: httpx.Response | None = None,
+                   body: bytes | None = None, request_id: str | None = None) -> None:
+        """--debug: the attempt's summary line, then its headers and bodies; the key masked."""
+        if self._debug is None:
+            return
+        from retab_cli.exchange_log import Exchange, exchange_lines
 
-    def _exchange_of(self, request: httpx.Request, content: bytes | None,
-                     reply: tuple[httpx.Response, bytes] | None) -> Exchange:
-        sent = Exchange(request.method, request.url.raw_path.decode("ascii", "replace"),
-                        tuple(request.headers.multi_items()), content, self.mask)
-        if reply is None:
-            return sent
-        response, body = reply
-        headers = tuple(("location" if name == _LOCATION else name, value)
-                        for name, value in response.headers.multi_items())
-        return dataclasses.replace(sent, status=response.status_code,
-                                   reason=response.reason_phrase,
-                                   http_version=response.http_version,
-                                   response_headers=headers, response_body=body)
+        elapsed = (self._clock() - sent_at) * 1000
+        shown = response.status_code if response is not None else "no response"
+        rid = f" request_id={request_id}" if request_id else ""
+        query = f"?{urllib.parse.urlencode(spec.params, doseq=True)}" if spec.params else ""
+        summary = f"debug: {spec.method} {self.base_url}{spec.path}{query} -> {shown} ({elapsed:.0f} ms){rid}"
+        exchange = Exchange([*self._http.headers.multi_items(), *spec.headers.items()], spec.content,
+                            response.headers.multi_items() if response is not None else (), body)
+        for line in exchange_lines(summary, exchange, self.mask):
+            self._debug(self.mask(line))
 
 
 def _attempts(number: int) -> str:

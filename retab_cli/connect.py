@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from retab_cli.settings import Settings
 
 if TYPE_CHECKING:
-    from retab_cli.client import Client, Trace
+    from retab_cli.client import Client
 
 Log = Callable[[str], None]
 
@@ -39,7 +39,6 @@ def open_client(
     settings: Settings,
     *,
     notice: Log = _ignore,
-    trace: Trace | None = None,
     base_url: str | None = None,
     key: str | None = None,
     rate: float | None = None,
@@ -47,8 +46,7 @@ def open_client(
     request_timeout: float | None = None,
 ) -> Client:
     """A client for these settings; each argument left out takes the settings' value or
-    the client's default. `notice` gets retry notices and --debug's summary lines, `trace` --debug's whole
-    exchanges."""
+    the client's default. `notice` gets retry notices, and --debug lines when asked for."""
     from retab_cli.budget import Budget
     from retab_cli.client import MAX_ATTEMPTS, REQUEST_TIMEOUT, Client
 
@@ -59,7 +57,6 @@ def open_client(
         budget=Budget(settings.max_rps if rate is None else rate),
         notice=notice,
         debug=notice if settings.debug else None,
-        trace=trace if settings.debug else None,
         request_timeout=request_timeout or REQUEST_TIMEOUT,
         max_attempts=max_attempts or MAX_ATTEMPTS,
     )

@@ -1,6 +1,6 @@
 """One invocation of a command: its renderer, settings and client, and its run boundary.
 
-`Env` is what a command gets: the output decided once (DESIGN §2), the settings and a
+`Env` is what a command gets: the output decided once (docs/design.md §2), the settings and a
 client made on demand (through `connect`, the one client factory), and `run`, which
 turns every way a command's coroutine can end into an exit code. No Typer here: the
 command layer builds the Env from the parsed options.
@@ -66,7 +66,6 @@ class Env:
         from retab_cli.connect import open_client
 
         return open_client(self.settings, notice=self.renderer.notice,
-                           trace=self.renderer.debug_exchange,
                            base_url=base_url or self.base_url(), key=key,
                            max_attempts=max_attempts, request_timeout=request_timeout)
 
@@ -168,7 +167,7 @@ def stdin_is_tty() -> bool:
 
 
 def confirm_destructive(env: Env, question: str, yes: bool, *, declined: str) -> None:
-    """Ask on a terminal; without one, refuse unless --yes (DESIGN §1)."""
+    """Ask on a terminal; without one, refuse unless --yes (docs/design.md §1)."""
     if yes:
         return
     if not stdin_is_tty():

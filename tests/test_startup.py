@@ -1,4 +1,4 @@
-"""Start-up budget rules (DESIGN §7) as checks on what each path imports, never on timings."""
+"""Start-up budget rules (docs/design.md §7) as checks on what each path imports, never on timings."""
 
 from __future__ import annotations
 

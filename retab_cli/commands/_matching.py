@@ -36,6 +36,7 @@ class Action:
     question: str  # the confirmation, with {n}
     statuses: tuple[str, ...] = ()  # --all-matching without --status: these (none: all)
     confirm_ids: bool = False  # ids given by hand are confirmed too
+    needs_filter: bool = True  # --all-matching alone would act on every run: refused
 
 
 @dataclass
@@ -57,8 +58,8 @@ class Filters:
     """`--all-matching` and the list filters it takes."""
 
     all_matching: Annotated[bool, typer.Option(
-        "--all-matching", help="Every run matching the filters instead of ids (cancel and "
-                               "delete need at least one filter).")] = False
+        "--all-matching", help="Every run matching the filters, listed once, instead of ids.")
+    ] = False
     status: StatusOpt = None
     filename: FilenameOpt = None
     since: SinceOpt = None
@@ -68,17 +69,9 @@ class Filters:
         return bool(self.status or self.filename or self.since or self.until)
 
 
-def _matching_query(action: Action, ids: list[str] | None,
-                    filters: Filters) -> ListQuery | None:
+def matching_query(action: Action, ids: list[str] | None,
+                   filters: Filters) -> ListQuery | None:
     """The query for --all-matching, checked; None when ids were given instead."""
-    return matching_query(ids, filters, statuses=action.statuses)
-
-
-def matching_query(ids: list[str] | None, filters: Filters, *, statuses: tuple[str, ...],
-                   needs_filter: bool = True) -> ListQuery | None:
-    """The query for --all-matching (`statuses` unless --status is given), checked against
-    the ids; None when ids were given instead. `needs_filter`: a destructive command
-    refuses to act on every run (a watch of every active run is harmless)."""
     if not filters.all_matching:
         if filters.given():
             raise UsageError("--status/--filename/--since/--until need --all-matching")
@@ -88,24 +81,13 @@ def matching_query(ids: list[str] | None, filters: Filters, *, statuses: tuple[s
         return None
     if ids:
         raise UsageError("give either ids or --all-matching, not both")
-    if needs_filter and not filters.given():
+    if action.needs_filter and not filters.given():
         raise UsageError("--all-matching needs at least one filter (--status, --filename, "
                          "--since, --until)")
     from retab_cli.paging import build_query
 
-    return build_query(filters.status or list(statuses), filters.filename,
+    return build_query(filters.status or list(action.statuses), filters.filename,
                        filters.since, filters.until, limit=None)
-
-
-async def matching_ids(env: Env, client: Client, query: ListQuery, verb: str) -> list[str]:
-    """The snapshot of the runs matching `query`, with a note when none does (nothing to
-    do is not an error)."""
-    from retab_cli.paging import snapshot_ids
-
-    wanted = await snapshot_ids(client, query)
-    if not wanted:
-        env.renderer.info(f"no partitions match; nothing to {verb}")
-    return wanted
 
 
 def run_bulk(env: Env, action: Action, ids: list[str] | None, filters: Filters, *,
@@ -118,7 +100,7 @@ def run_bulk(env: Env, action: Action, ids: list[str] | None, filters: Filters, 
     from retab_cli.bulk import Ledger, Tally, one_id, partial_on_broken_pipe
     from retab_cli.session import read_ids
 
-    query = _matching_query(action, ids, filters)
+    query = matching_query(action, ids, filters)
     ledger = Ledger(read_ids(ids or []) if query is None else [])
     targets = Targets(ledger, Tally(env.renderer.error), one_id(ids))
     if query is None and not _settle_ids(env, action, targets, dry_run=dry_run, yes=yes):
@@ -141,6 +123,16 @@ def run_bulk(env: Env, action: Action, ids: list[str] | None, filters: Filters, 
                    on_broken_pipe=partial_on_broken_pipe(env.renderer, action.done, ledger))
 
 
+async def matching_ids(env: Env, client: Client, action: Action, query: ListQuery) -> list[str]:
+    """The runs matching `query`, listed once (a snapshot); a note when there are none."""
+    from retab_cli.paging import snapshot_ids
+
+    wanted = await snapshot_ids(client, query)
+    if not wanted:
+        env.renderer.info(f"no partitions match; nothing to {action.verb}")
+    return wanted
+
+
 def _settle_ids(env: Env, action: Action, targets: Targets, *, dry_run: bool,
                 yes: bool) -> bool:
     """Ids given by hand: shown for --dry-run, or confirmed if the action asks for it;
@@ -157,7 +149,7 @@ async def _snapshot_matching(env: Env, client: Client, action: Action, query: Li
                             dry_run: bool, yes: bool) -> list[str]:
     """The runs matching `query`, listed once, counted, then shown (--dry-run: nothing
     returned) or confirmed. An empty result means there is nothing to do."""
-    wanted = await matching_ids(env, client, query, action.verb)
+    wanted = await matching_ids(env, client, action, query)
     if not wanted:
         return []
     if dry_run:

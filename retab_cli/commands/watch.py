@@ -1,5 +1,5 @@
-"""`retab partitions watch ID... | - | --all-matching [filters]` (alias `wait`): the engine
-(retab_cli.watch) decides, retab_cli.watch_ui shows it."""
+"""`retab partitions watch ID... | -` (alias `wait`): the engine (retab_cli.watch) decides,
+retab_cli.watch_ui shows it."""
 
 from __future__ import annotations
 
@@ -9,12 +9,18 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._matching import Filters
+from retab_cli.commands._matching import Action, Filters
 from retab_cli.commands._options import OptionalIdsArg, duration
 from retab_cli.statuses import ACTIVE_ORDER
 
 if TYPE_CHECKING:
     from retab_cli.session import Env
+
+
+# --all-matching watches the active runs unless --status says otherwise (a run that
+# already ended would only print its end); reading needs no filter to be safe.
+WATCH = Action("watch", "watched", "GET", "/v1/partitions/{id}", "", statuses=tuple(ACTIVE_ORDER),
+               needs_filter=False)
 
 
 @command()
@@ -40,14 +46,14 @@ def watch(
 ) -> int:
     """Wait for runs to end, showing each status change (alias: wait). Exit 0 when every
     run completed, 3 if one failed, 5 if one was cancelled, 6 if one is gone, 8 on
-    --timeout. With --all-matching, the runs matching the filters when it starts (pending,
-    queued and in_progress unless --status is given)."""
+    --timeout. With --all-matching, the runs listed once at the start; statuses default to
+    pending, queued and in_progress."""
     from retab_cli.bulk import one_id
     from retab_cli.commands._matching import matching_ids, matching_query
     from retab_cli.session import read_ids
     from retab_cli.watch_ui import WatchOptions, WatchSession, report_interrupt, watch_runs
 
-    query = matching_query(ids, filters, statuses=ACTIVE_ORDER, needs_filter=False)
+    query = matching_query(WATCH, ids, filters)
     wanted = read_ids(ids or []) if query is None else []
     options = WatchOptions(
         timeout=duration(timeout, "--timeout"),
@@ -61,9 +67,10 @@ def watch(
     async def main() -> int:
         async with env.client() as client:
             if query is not None:
-                wanted[:] = await matching_ids(env, client, query, "watch")
+                wanted.extend(await matching_ids(env, client, WATCH, query))  # session's too
                 if not wanted:
                     return errors.OK
+                env.renderer.info(f"{len(wanted)} partition(s) match")
             return await watch_runs(env, client, wanted, options, session=session)
 
     async def on_interrupt(code: int) -> None:

@@ -1,4 +1,4 @@
-"""The output layer: the only code that writes to the terminal (DESIGN §2, §8).
+"""The output layer: the only code that writes to the terminal (docs/design.md §2, §8).
 
 stdout carries data only; everything else goes to stderr. This module stays free of
 rich at import time so the JSON path starts fast: tables live in `render.detail` and
@@ -24,7 +24,6 @@ from retab_cli.text import format_number as format_number
 from retab_cli.text import sanitize as sanitize
 
 if TYPE_CHECKING:
-    from retab_cli.client import Exchange
     from retab_cli.render.csv_rows import CsvWriter
 
 MODES = ("auto", "table", "json", "jsonl", "ids", "csv")
@@ -240,14 +239,6 @@ class Renderer:
     def notice(self, text: str) -> None:
         """Retry notices and similar: always shown, one line each."""
         self._err(text)
-
-    def debug_exchange(self, exchange: Exchange) -> None:
-        """--debug: a whole request and response (render/debug.py), in one write so the
-        lines of concurrent requests never interleave."""
-        from retab_cli.render.debug import exchange_lines
-
-        lines = exchange_lines(exchange)
-        self._write_err("".join(sanitize(line, single_line=True) + "\n" for line in lines))
 
     def _err(self, text: str) -> None:
         # Every stderr line is one line: a server string or a file name holding a line
