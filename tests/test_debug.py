@@ -7,9 +7,10 @@ import json
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from cli_support import SAMPLE_PDF, Cli, http_stub, run_isolated
 from retab_cli.client import mask_key
 from retab_cli.exchange_log import BODY_LIMIT
+
+from cli_support import SAMPLE_PDF, Cli, http_stub, run_isolated
 
 
 def test_debug_shows_each_exchange_on_stderr_and_leaves_stdout_alone(cli: Cli) -> None:
@@ -54,7 +55,7 @@ STRADDLING = ("a" * (BODY_LIMIT - 12) + KEY).encode()
 class Hostile(BaseHTTPRequestHandler):
     """Echoes the key back in headers and in a body, beside credential-looking headers."""
 
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_GET(self) -> None:
         self.send_response(404)
         for name, value in {"Content-Type": "text/plain", "x-request-id": f"req_{KEY}",
                             "Set-Cookie": "session=s3cret-cookie-value",
