@@ -23,6 +23,9 @@ def test_debug_shows_each_exchange_on_stderr_and_leaves_stdout_alone(cli: Cli) -
     assert len(summary) == 1 and summary[0].startswith(f"debug: POST {cli.emu.url}/v1/partitions -> 201 (")
     details = lines[lines.index(summary[0]) + 1:]
     assert "debug:   > content-type: application/json" in details
+    # The headers as sent, those httpx adds included.
+    assert f"debug:   > host: {cli.emu.url.removeprefix('http://')}" in details
+    assert any(line.startswith("debug:   > content-length: ") for line in details)
     assert any(line.startswith("debug:   > authorization: Bearer rt_...") for line in details)
     assert any(line.startswith("debug:   > idempotency-key: ") for line in details)
     sent = next(line for line in details if line.startswith('debug:   > {"document"'))
