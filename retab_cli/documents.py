@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from retab_cli.errors import UsageError
+from retab_cli.parsing import UPLOAD_MODES as UPLOAD_MODES  # re-exported: the engine's list
 
 MAX_BODY = 32 * 1024 * 1024      # the API's cap on a whole JSON request body
 MAX_UPLOAD = 5 * 1024 ** 3       # the largest local file uploaded (one signed PUT, as S3 allows)
@@ -22,7 +23,6 @@ MAX_STDIN = MAX_BODY             # stdin is held in memory: read at most this mu
 ENVELOPE = 16 * 1024             # allowance for the body's other fields (key, instructions, ...)
 SNIFF_BYTES = 4096
 CHUNK = 256 * 1024  # bytes read at a time when streaming a file
-UPLOAD_MODES = ("auto", "always", "never")
 MIB = 1024 * 1024
 
 

@@ -110,6 +110,11 @@ def window_end(bound: Bound) -> datetime:
     return bound.moment or datetime.combine(bound.day, time.max, UTC)
 
 
+# `create --upload` (and batch): kept here, not in documents, so the command line knows the
+# values without importing the document engine at start-up.
+UPLOAD_MODES = ("auto", "always", "never")
+
+
 def choose(value: str, choices: Sequence[str], option: str) -> str:
     """`value` as one of `choices`, in any letter case; otherwise a usage error listing them,
     with the closest one as a hint (`--status complete`: did you mean 'completed'?)."""

@@ -437,7 +437,7 @@ class Watcher:
                 return
             self._refuse_invalid_ids()
             self._seed()
-            self._start(began)
+            self._start()
             while (item := await self._runs.queue.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
@@ -504,7 +504,7 @@ class Watcher:
             # create and cancel return the whole object: nothing more to fetch
             self._runs.end(track, data)
 
-    def _start(self, began: float) -> None:
+    def _start(self) -> None:
         runs = self._runs
         if self._sweep_pays():
             # Sweep at once unless every run was just seen (seeded).

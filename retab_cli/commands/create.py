@@ -12,7 +12,7 @@ import typer
 from retab_cli import errors
 from retab_cli.commands._common import command
 from retab_cli.commands._options import RunFlags, choices, duration
-from retab_cli.documents import UPLOAD_MODES
+from retab_cli.parsing import UPLOAD_MODES
 
 if TYPE_CHECKING:
     from retab_cli.client import Client

@@ -233,3 +233,18 @@ def test_finished_tasks_are_not_kept() -> None:
         assert runs._tasks == set()
 
     run(main)
+
+
+def test_three_runs_added_are_polled_not_swept() -> None:
+    """A sweep costs at least a page per active status (three): with no more runs than
+    that, per-run polls are as cheap, even when sweeping is allowed from the first run."""
+    async def main() -> None:
+        scripts = {f"r{i}": life(6.0) for i in range(3)}
+        account = Account(scripts, rate=50.0)
+        w = watcher(account, [], open_ended=True, sweep_above=0)
+        events = await follow(w, [(0.0, pid, None) for pid in scripts], close_at=1.0)
+        assert finals(events) == {pid: ["ended"] for pid in scripts}
+        assert account.lists == []
+        assert all(account.gets_for(pid) for pid in scripts)
+
+    run(main)
