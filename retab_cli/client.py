@@ -546,9 +546,13 @@ class Client:
         rid = f" request_id={request_id}" if request_id else ""
         query = f"?{urllib.parse.urlencode(spec.params, doseq=True)}" if spec.params else ""
         summary = f"debug: {spec.method} {self.base_url}{spec.path}{query} -> {shown} ({elapsed:.0f} ms){rid}"
-        exchange = Exchange([*self._http.headers.multi_items(), *spec.headers.items()], spec.content,
+        # The headers as sent (host and content-length too) when a response names its
+        # request; else the client's and the request's own.
+        sent = (response.request.headers.multi_items() if response is not None
+                else [*self._http.headers.multi_items(), *spec.headers.items()])
+        exchange = Exchange(sent, spec.content,
                             response.headers.multi_items() if response is not None else (), body)
-        for line in exchange_lines(summary, exchange):
+        for line in exchange_lines(summary, exchange, self.mask):
             self._debug(self.mask(line))
 
 

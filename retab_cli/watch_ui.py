@@ -205,10 +205,11 @@ _OUTCOME_ERRORS: dict[str, tuple[type[errors.RetabError], str]] = {
 }
 
 
-def outcome_error(partition_id: str, outcome: str | None,
-                  raw: dict[str, Any] | None) -> errors.RetabError | None:
+def outcome_error(partition_id: str, outcome: str | None, raw: dict[str, Any] | None,
+                  reason: str | None = None) -> errors.RetabError | None:
     """The JSON error object's exception for a run that did not complete, or None: the
-    one mapping watch, create and get --exit-status share (docs/design.md §12)."""
+    one mapping watch, create and get --exit-status share (docs/design.md §12). The
+    detail is the run's own error, else `reason` (a 404's message: the run has no object)."""
     from retab_cli.render import pick, watching
 
     known = _OUTCOME_ERRORS.get(outcome or "")
@@ -216,6 +217,8 @@ def outcome_error(partition_id: str, outcome: str | None,
         return None
     cls, message = known
     detail = pick(raw, "error.message") if raw else None
+    if not (isinstance(detail, str) and detail) and outcome == "not_found":
+        detail = reason
     if isinstance(detail, str) and detail:
         message = f"{message}: {detail}"
     return cls(message, partition_id=partition_id, file=watching.filename_of(raw) or None,
@@ -227,7 +230,7 @@ def outcome_errors(env: Env, runs: list[RunState], *, any_end_ok: bool = False) 
     for run in runs:
         if any_end_ok and run.outcome in TERMINAL:
             continue  # cancel --wait: any end is what was asked for
-        error = outcome_error(run.id, run.outcome, run.raw)
+        error = outcome_error(run.id, run.outcome, run.raw, run.last_error)
         if error is not None:
             env.renderer.error_object(error)
 

@@ -103,6 +103,10 @@ def test_help_of_the_commands_users_meet_first() -> None:
     assert create_page.splitlines()[0] == "Usage: retab partitions create [OPTIONS] [FILE]..."
     key_help = re.search(r"--key KEY\s+(.*?)\n  -", create_page, re.S)
     assert key_help is not None and "[required]" in key_help.group(1)
+    split_page = help_page(("partitions", "split"))[0]  # checked by the command, so marked
+    for option in ("--document FILE", "--out-dir DIR"):
+        shown = re.search(rf"{option}\s+(.*?)\n  -", split_page, re.S)
+        assert shown is not None and "[required]" in shown.group(1), option
 
 
 # ---- list filters: times, letter case, suggestions -----------------------------------------

@@ -53,6 +53,18 @@ def test_readme_has_examples() -> None:
     assert len(example_blocks()) >= 6
 
 
+@pytest.mark.parametrize("command", [
+    "-o csv", "partitions watch --all-matching", "partitions delete --all-matching",
+    "retab auth list", "retab --debug",
+])
+def test_the_examples_show_the_everyday_features(command: str) -> None:
+    """Issue 9: the examples the suite runs cover these (so they keep working as shown)."""
+    lines = [line for block in example_blocks() for line in block.splitlines()]
+    assert any(command in line for line in lines), command
+    if command.endswith("delete --all-matching"):
+        assert any(command in line and "--dry-run" in line for line in lines)
+
+
 @pytest.mark.parametrize("index", range(len(example_blocks())))
 def test_readme_example_runs(index: int, emu: Emulator, workdir: Path) -> None:
     script = example_blocks()[index]

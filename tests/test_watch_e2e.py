@@ -717,6 +717,9 @@ def test_watch_writes_an_error_object_per_run_that_did_not_complete(cli: Cli) ->
                                          ("not_found", UNKNOWN_ID, 6)]
     assert found[0]["file"] == "invoices.pdf" and found[0]["message"].startswith("run failed")
     assert found[2]["status"] == 404
+    # The server's reason, as the change line on stderr gives it.
+    assert found[2]["message"] == "not found (404): Partition not found"
+    assert f"{UNKNOWN_ID} not found (404): Partition not found" in result.stderr
 
 
 def test_watch_timeout_writes_a_timeout_object_under_json(cli: Cli) -> None:

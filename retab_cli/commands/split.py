@@ -23,9 +23,9 @@ def split(
     partition_id: Annotated[str, typer.Argument(
         metavar="ID", help="A completed partition run.", autocompletion=complete_ids)],
     document: Annotated[str, typer.Option(
-        metavar="FILE", help="The document the run partitioned (PDF or text).")] = "",
+        metavar="FILE", help="The document the run partitioned (PDF or text).  [required]")] = "",
     out_dir: Annotated[str, typer.Option(
-        metavar="DIR", help="Where to write one file per chunk and manifest.json.")] = "",
+        metavar="DIR", help="Where to write one file per chunk and manifest.json.  [required]")] = "",
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace files already in DIR.")] = False,
     force: Annotated[bool, typer.Option(
