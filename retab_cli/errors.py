@@ -16,15 +16,16 @@ RUN_FAILED = 3
 AUTH = 4
 RUN_CANCELLED = 5
 NOT_FOUND = 6
+INCOMPLETE = 7
 STILL_RUNNING = 8
 SIGINT = 130
 SIGTERM = 143
 
-# With several ids the most severe outcome wins (DESIGN §3). Input refused by the
+# With several ids the most severe outcome wins (docs/design.md §3). Input refused by the
 # server (2) ranks beside auth: both mean "fix your invocation", which outranks a
 # flaky network. Interrupts override everything.
 _SEVERITY = (SIGTERM, SIGINT, AUTH, USAGE, ERROR, NOT_FOUND, RUN_FAILED, RUN_CANCELLED,
-             STILL_RUNNING, OK)
+             STILL_RUNNING, INCOMPLETE, OK)
 
 EXIT_CODE_TABLE = (
     (OK, "success; watch, create --wait, get --exit-status: every run completed"),
@@ -34,7 +35,7 @@ EXIT_CODE_TABLE = (
     (AUTH, "authentication: no key configured, 401, 403"),
     (RUN_CANCELLED, "a run ended cancelled (not when you asked to cancel it)"),
     (NOT_FOUND, "not found: a 404 for an id you asked for"),
-    (7, "reserved"),
+    (INCOMPLETE, "incomplete: a batch stopped early (a limit); running it again resumes"),
     (STILL_RUNNING, "still running: --timeout expired, or get --exit-status saw an active run"),
     (SIGINT, "interrupted by Ctrl-C (SIGINT); 143 for SIGTERM"),
 )
@@ -141,7 +142,7 @@ class BadResponseError(RetabError):
     exit_code = ERROR
 
 
-# The run outcomes of the error-type table (DESIGN §2), kept with the others so the
+# The run outcomes of the error-type table (docs/design.md §2), kept with the others so the
 # vocabulary and its exit codes live in one place.
 class RunFailedError(RetabError):
     type = "run_failed"

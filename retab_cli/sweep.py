@@ -1,4 +1,4 @@
-"""The watch engine's sweep mode: list pages instead of one poll per run (DESIGN §4).
+"""The watch engine's sweep mode: list pages instead of one poll per run (docs/design.md §4).
 
 With more than SWEEP_THRESHOLD runs active (and a client that can list), per-run polls
 would each wait N / rate seconds. One task sweeps instead: it lists the account's
@@ -8,7 +8,8 @@ from every listing (ended, or not visible yet) -- with the full view, since they
 most likely ended. Sweeps repeat at the per-run interval, never more often than the
 last sweep's request count allows under the budget. When the active runs drop to
 SWEEP_THRESHOLD or fewer, or a sweep costs as many pages as there are active runs (a
-busy account), the sweeper hands over to per-run polls for good.
+busy account), the sweeper hands over to per-run polls (an open-ended watch may start
+sweeps again as runs are added).
 
 Every state change goes through the watcher's `Runs`, as the per-run polls' do.
 """
@@ -27,7 +28,7 @@ from retab_cli.statuses import ACTIVE_ORDER, TERMINAL, status_of
 if TYPE_CHECKING:
     from retab_cli.watch import ListClient, Pacing, Runs, Track
 
-SWEEP_THRESHOLD = 50  # more active runs than this: sweep list pages instead (DESIGN §4)
+SWEEP_THRESHOLD = 50  # more active runs than this: sweep list pages instead (docs/design.md §4)
 # In lifecycle order: a run moving on while we list moves to a status not listed yet,
 # so it is still seen. Only an end, lag or a move backwards hides a run from all three.
 SWEEP_STATUSES = ACTIVE_ORDER
@@ -60,7 +61,7 @@ class Sweeper:
 
     def __init__(self, client: ListClient, runs: Runs, pacing: Pacing, *, slots: asyncio.Semaphore,
                  clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]],
-                 began: float, hand_over: Callable[[], None]) -> None:
+                 began: float, hand_over: Callable[[], None], threshold: int = SWEEP_THRESHOLD) -> None:
         self._client = client
         self._runs = runs
         self._pacing = pacing
@@ -70,6 +71,8 @@ class Sweeper:
         self._began = began  # when the watch began: the interval grows from there
         self._hand_over = hand_over  # starts per-run polls for every active run
         self._failures = 0  # consecutive failed sweeps
+        self._threshold = threshold
+        self.cost = len(SWEEP_STATUSES)  # pages the last complete listing took
 
     def period(self, cost: int) -> float:
         return self._pacing.sweep_period(self._began, self._failures, cost)
@@ -112,10 +115,12 @@ class Sweeper:
         runs = self._runs
         if runs.stopping:
             return None
+        if listing.error is None:
+            self.cost = max(listing.pages, len(SWEEP_STATUSES))
         # Per-run polls are as cheap once few runs are left (none, when all ended), or when
         # listing the account costs as many pages as there are runs to watch: hand over to
-        # them for good.
-        if runs.active <= SWEEP_THRESHOLD or (listing.error is None and listing.pages >= runs.active):
+        # them.
+        if runs.active <= self._threshold or (listing.error is None and listing.pages >= runs.active):
             self._hand_over()
             return None
         # Success: one period from the start of this sweep (its requests included). A
@@ -184,6 +189,8 @@ class Sweeper:
         try:
             async with self._slots:
                 result = await self._client.get(track.run.id, include_output=True, attempts=1)
+            if track.run.done:  # a poll of the run's own ended it meanwhile
+                return None
             status = status_of(result.data)
         except (AuthError, RejectedError) as exc:
             self._runs.fatal_error(track, exc)

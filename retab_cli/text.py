@@ -27,6 +27,11 @@ def sanitize(text: object, *, single_line: bool = False) -> str:
     return value.translate(_LINE_ESCAPES if single_line else _ESCAPES)
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 run`, `2 runs`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def format_number(value: float) -> str:
     """A number without trailing zeros: 7.0 -> `7`, 1.40 -> `1.4`."""
     if not math.isfinite(value):

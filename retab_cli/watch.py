@@ -1,6 +1,6 @@
 """The polling engine behind `watch`, `create --wait`, `cancel --wait` and `get --exit-status`.
 
-Pure logic over a client (DESIGN §4): it follows each run's status and yields events;
+Pure logic over a client (docs/design.md §4): it follows each run's status and yields events;
 commands render them. No output, no signals and no HTTP here.
 
 Shape: one small task per run sleeps until its next poll, then asks the client. Every
@@ -12,6 +12,12 @@ timeout, stopped or fatal.
 
 With more than SWEEP_THRESHOLD runs active, list sweeps replace the per-run polls
 until few runs are left (retab_cli/sweep.py).
+
+Open-ended watches (a batch creating runs while it watches them): `add` brings in
+runs as they are created and `no_more_runs` says the list is complete; the watch ends
+when both are true and every run has ended. Added runs join the sweep, or get polls of
+their own; with more active runs than the sweep threshold and than the last sweep's
+pages, polls give way to sweeps again (each poll task stops when it next wakes).
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ MAX_BACKOFF = 30.0
 NOT_FOUND_RETRY = 1.0  # read-after-write lag clears in about a second
 FINAL_ATTEMPTS = 3  # the full object is fetched once, so let the client retry it a little
 
-# Outcomes of a run, and the exit code each one means (DESIGN §3). "error" (a fatal
+# Outcomes of a run, and the exit code each one means (docs/design.md §3). "error" (a fatal
 # 400/401/403/422) takes the error's own exit code.
 OUTCOME_EXIT = {
     "completed": OK,
@@ -145,7 +151,7 @@ class Track:
 
 
 class Pacing:
-    """How long to wait before the next request (DESIGN §4)."""
+    """How long to wait before the next request (docs/design.md §4)."""
 
     def __init__(self, budget: Budget, interval: float | None, clock: Clock, rng: random.Random) -> None:
         self._budget = budget
@@ -197,9 +203,10 @@ class Runs:
     """
 
     def __init__(self, ids: Sequence[str], *, fail_fast: bool, clock: Clock, wall: Wall,
-                 give_up_after: float, not_found_tolerance: int) -> None:
+                 give_up_after: float, not_found_tolerance: int, open_ended: bool = False) -> None:
         self.tracks = {pid: Track(RunState(pid)) for pid in dict.fromkeys(ids)}
         self.active = len(self.tracks)
+        self.open = open_ended  # more runs may be added
         self.stopping = False
         self.fatal: RetabError | None = None
         # Events in order; None once every run is over; an exception a task died of.
@@ -213,6 +220,22 @@ class Runs:
 
     def waiting(self) -> dict[str, Track]:
         return {pid: t for pid, t in self.tracks.items() if not t.run.done}
+
+    def add(self, partition_id: str) -> Track | None:
+        """A new run to watch (None if it is watched already); stopped at once after a stop."""
+        if partition_id in self.tracks:
+            return None
+        track = self.tracks[partition_id] = Track(RunState(partition_id, started=self._clock()))
+        self.active += 1
+        if self.stopping:
+            self.close(track, "stopped", "stopped")
+        return track
+
+    def close_list(self) -> None:
+        """No more runs will be added: the watch ends once the ones it has end."""
+        self.open = False
+        if self.active == 0:
+            self.queue.put_nowait(None)
 
     # ---- tasks -------------------------------------------------------------------
 
@@ -304,6 +327,8 @@ class Runs:
     def close(self, track: Track, outcome: str, kind: str, *, data: dict[str, Any] | None = None,
               error: RetabError | None = None, exit_code: int | None = None) -> None:
         run = track.run
+        if run.done:  # one final event per run, whoever saw the end first
+            return
         run.outcome = outcome
         run.exit_code = exit_code if exit_code is not None else OUTCOME_EXIT[outcome]
         run.ended = self._clock()
@@ -311,7 +336,7 @@ class Runs:
             run.last_error = error.message
         self.emit(kind, track, data=data, error=error)
         self.active -= 1
-        if self.active == 0:
+        if self.active == 0 and not self.open:
             self.queue.put_nowait(None)
         elif self._fail_fast and outcome in FAIL_FAST_OUTCOMES:
             self.stop("stopped")
@@ -360,10 +385,12 @@ class Watcher:
         give_up_after: float = 120.0,
         not_found_tolerance: int = 3,
         max_concurrent: int = 16,
+        open_ended: bool = False,
+        sweep_above: int = SWEEP_THRESHOLD,
     ) -> None:
         self._client = client
-        self._runs = Runs(ids, fail_fast=fail_fast, clock=clock, wall=wall,
-                          give_up_after=give_up_after, not_found_tolerance=not_found_tolerance)
+        self._runs = Runs(ids, fail_fast=fail_fast, clock=clock, wall=wall, give_up_after=give_up_after,
+                          not_found_tolerance=not_found_tolerance, open_ended=open_ended)
         self._pacing = Pacing(client.budget, interval, clock, rng or random.Random())
         self._timeout = timeout
         self._initial = dict(initial or {})
@@ -371,6 +398,11 @@ class Watcher:
         self._sleep = sleep
         self._slots = asyncio.Semaphore(max(1, max_concurrent))
         self._started = False
+        self._began = 0.0
+        self._sweep_above = sweep_above
+        self._sweep_cost = len(SWEEP_STATUSES)  # pages the last sweep took (one per status at least)
+        self._sweeping = False  # a sweep task is running
+        self._mode = 0  # bumped when sweeps take over: poll tasks of an older mode stop
 
     @property
     def runs(self) -> list[RunState]:
@@ -386,7 +418,7 @@ class Watcher:
         return self._runs.fatal
 
     def exit_code(self, *, any_end_ok: bool = False) -> int:
-        """The most severe outcome (DESIGN §3); runs still active count as 8.
+        """The most severe outcome (docs/design.md §3); runs still active count as 8.
 
         `any_end_ok` is for `cancel --wait`, where failed or cancelled is success too.
         """
@@ -397,21 +429,45 @@ class Watcher:
         if self._started:
             raise RuntimeError("a Watcher runs once")
         self._started = True
-        began = self._clock()
+        began = self._began = self._clock()
         for track in self._runs.tracks.values():
             track.run.started = began
         try:
-            if self._runs.active == 0:
+            if self._runs.active == 0 and not self._runs.open:
                 return
             self._refuse_invalid_ids()
             self._seed()
-            self._start(began)
+            self._start()
             while (item := await self._runs.queue.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
             await self.aclose()
+
+    def add(self, partition_id: str, initial: dict[str, Any] | None = None) -> None:
+        """Watch one more run (open-ended watches); `initial` is the object create returned."""
+        track = self._runs.add(partition_id)
+        if track is None or track.run.done:
+            return
+        if not self._started:
+            if initial is not None:
+                self._initial[partition_id] = initial
+            return
+        if initial is not None:
+            self._seed_one(track, initial)
+        if not track.run.done:
+            self._schedule(track)
+
+    def forget(self, partition_id: str) -> None:
+        """Drop what is kept about a run that has ended (a long batch's memory stays flat)."""
+        track = self._runs.tracks.get(partition_id)
+        if track is not None and track.run.done:
+            del self._runs.tracks[partition_id]
+
+    def no_more_runs(self) -> None:
+        """An open-ended watch gets no more `add`s: it ends once the runs it has end."""
+        self._runs.close_list()
 
     async def aclose(self) -> None:
         """Cancel every poll in flight and wait for them to finish unwinding."""
@@ -433,31 +489,65 @@ class Watcher:
 
     def _seed(self) -> None:
         """Objects the caller already has (create's response) count as first sightings."""
-        for track in self._runs.tracks.values():
-            data = self._initial.get(track.run.id)
-            if data is None or track.run.done:  # done: a fail-fast stop while seeding
-                continue
-            try:
-                status = status_of(data)
-            except BadResponseError:
-                continue  # poll it instead
-            self._runs.observe(track, data, status)
-            if status in TERMINAL:
-                # create and cancel return the whole object: nothing more to fetch
-                self._runs.end(track, data)
+        for track in list(self._runs.tracks.values()):
+            data = self._initial.pop(track.run.id, None)
+            if data is not None and not track.run.done:  # done: a fail-fast stop while seeding
+                self._seed_one(track, data)
 
-    def _start(self, began: float) -> None:
+    def _seed_one(self, track: Track, data: dict[str, Any]) -> None:
+        try:
+            status = status_of(data)
+        except BadResponseError:
+            return  # poll it instead
+        self._runs.observe(track, data, status)
+        if status in TERMINAL:
+            # create and cancel return the whole object: nothing more to fetch
+            self._runs.end(track, data)
+
+    def _start(self) -> None:
         runs = self._runs
-        if isinstance(self._client, ListClient) and runs.active > SWEEP_THRESHOLD:
-            sweeper = Sweeper(self._client, runs, self._pacing, slots=self._slots, clock=self._clock,
-                              sleep=self._sleep, began=began, hand_over=self._start_polls)
+        if self._sweep_pays():
             # Sweep at once unless every run was just seen (seeded).
             unseen = any(t.run.status is None for t in runs.waiting().values())
-            runs.spawn(sweeper.loop(0.0 if unseen else sweeper.period(0)))
+            self._start_sweeps(None if unseen else 0)
         else:
             self._start_polls(first=True)
-        if self._timeout is not None and runs.active:
+        if self._timeout is not None and (runs.active or runs.open):
             runs.spawn(self._expire(self._clock() + self._timeout))
+
+    def _sweep_pays(self) -> bool:
+        """Sweeps beat per-run polls: more active runs than the threshold and than the
+        pages a sweep takes."""
+        return (isinstance(self._client, ListClient)
+                and self._runs.active > max(self._sweep_above, self._sweep_cost))
+
+    def _start_sweeps(self, cost: int | None) -> None:
+        """One sweeping task: at once (cost None), or a period for `cost` requests from now."""
+        assert isinstance(self._client, ListClient)
+        sweeper = Sweeper(self._client, self._runs, self._pacing, slots=self._slots, clock=self._clock,
+                          sleep=self._sleep, began=self._began, hand_over=self._start_polls,
+                          threshold=self._sweep_above)
+        self._sweeping = True
+        self._mode += 1  # the poll tasks running now stop when they next wake
+        self._runs.spawn(self._sweeps(sweeper, 0.0 if cost is None else sweeper.period(cost)))
+
+    async def _sweeps(self, sweeper: Sweeper, delay: float) -> None:
+        try:
+            await sweeper.loop(delay)
+        finally:  # however it ends (handed over, stopped, cancelled), the next add may sweep
+            self._sweeping = False
+            self._sweep_cost = sweeper.cost
+
+    def _schedule(self, track: Track) -> None:
+        """An added run: the running sweep takes it, or sweeps start, or it gets polls."""
+        if self._sweeping:
+            return
+        seen = track.run.status is not None
+        if self._sweep_pays():
+            self._start_sweeps(0 if seen else None)
+            return
+        delay = self._pacing.next_poll(track, self._runs.active) if seen else 0.0
+        self._runs.spawn(self._follow(track, delay))
 
     def _start_polls(self, *, first: bool = False) -> None:
         """One task per active run. At first a seeded run waits an interval and the others
@@ -475,9 +565,12 @@ class Watcher:
     # ---- polling -----------------------------------------------------------------
 
     async def _follow(self, track: Track, delay: float | None) -> None:
+        mode = self._mode
         while delay is not None:
             if delay > 0:
                 await self._sleep(delay)
+            if mode != self._mode or track.run.done:
+                return  # sweeps took over (and may have ended the run)
             delay = await self._poll(track)
 
     async def _poll(self, track: Track) -> float | None:
@@ -490,6 +583,8 @@ class Watcher:
                     include_output=track.final,
                     attempts=FINAL_ATTEMPTS if track.final else 1,
                 )
+            if track.run.done:  # a sweep ended it while this poll was on its way
+                return None
             status = status_of(result.data)
         except (AuthError, RejectedError) as exc:
             self._runs.fatal_error(track, exc)

@@ -290,10 +290,10 @@ async def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
     # A run seen terminal whose full object was still on its way has ended all the same.
     active = [run.id for run in runs if run.ended is None and run.status not in TERMINAL] \
         if runs else list(session.ids)
-    cancelled = await _cancel_active(env, active) if cancel and active else {}
+    cancelled = await cancel_active(env, active) if cancel and active else {}
     renderer = env.renderer
     message = "interrupted; the runs were not cancelled" if not cancel else "interrupted"
-    if renderer.explicit_json:  # scripts asked for JSON: say it as JSON too (DESIGN §2)
+    if renderer.explicit_json:  # scripts asked for JSON: say it as JSON too (docs/design.md §2)
         renderer.error(errors.InterruptError(message, exit_code=code))
     else:
         renderer.warn(message)
@@ -321,7 +321,7 @@ async def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
                           f"cancel: retab partitions cancel {' '.join(active)}")
 
 
-async def _cancel_active(env: Env, ids: list[str]) -> dict[str, str]:
+async def cancel_active(env: Env, ids: list[str]) -> dict[str, str]:
     """Cancel within CANCEL_ON_INTERRUPT_BUDGET; the status each cancelled run now has."""
     import asyncio
 

@@ -122,8 +122,10 @@ def test_since_in_hours_filters_created_at_exactly(cli: Cli) -> None:
     # The API's day filter is a whole day: the tool drops what lies before 36 h ago. (A
     # minute's slack either side: the tool read the clock a moment before this test.)
     shown = {r["id"] for r in result.json()}
-    newer = {r["id"] for r in everything if parse_time(r["created_at"]) >= cutoff + MINUTE}
-    older = {r["id"] for r in everything if parse_time(r["created_at"]) < cutoff - MINUTE}
+    created = {r["id"]: parse_time(r["created_at"]) for r in everything}
+    assert None not in created.values()
+    newer = {pid for pid, at in created.items() if at is not None and at >= cutoff + MINUTE}
+    older = {pid for pid, at in created.items() if at is not None and at < cutoff - MINUTE}
     assert newer <= shown and not shown & older
     assert newer and older
     sent = [r for r in cli.emu.requests() if r["path"] == "/v1/partitions"]

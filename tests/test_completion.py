@@ -217,7 +217,7 @@ def test_profile_names_for_switch_and_profile(cli: Cli) -> None:
 
 # ---- a hostile server's ids --------------------------------------------------------------------
 
-HOSTILE_PAGE = {"data": [{"id": HOSTILE_ID, "status": "completed"},
+HOSTILE_PAGE: dict[str, Any] = {"data": [{"id": HOSTILE_ID, "status": "completed"},
                          {"id": "prtn_\u00e9t\u00e9", "status": "completed"},
                          {"id": "prtn_fine", "status": "completed"}],
                 "list_metadata": {"before": None, "after": None}}

@@ -95,7 +95,7 @@ PRINTED_EXIT_CODES = (
     (4, "authentication: no key configured, 401, 403"),
     (5, "a run ended cancelled (not when you asked to cancel it)"),
     (6, "not found: a 404 for an id you asked for"),
-    (7, "reserved"),
+    (7, "incomplete: a batch stopped early (a limit); running it again resumes"),
     (8, "still running: --timeout expired, or get --exit-status saw an active run"),
     (130, "interrupted by Ctrl-C (SIGINT); 143 for SIGTERM"),
 )
@@ -264,7 +264,7 @@ DESIGN_EXIT_CODES = {
     4: ["authentication", "401", "403"],
     5: ["cancelled"],
     6: ["not found", "404"],
-    7: ["reserved"],
+    7: ["incomplete", "batch", "resumes"],
     8: ["still running", "--timeout"],
     130: ["SIGINT", "143", "SIGTERM"],
 }
@@ -280,14 +280,14 @@ def test_exit_code_table_matches_the_design() -> None:
 
 def test_exit_code_constants_match_the_table() -> None:
     assert (errors.OK, errors.ERROR, errors.USAGE, errors.RUN_FAILED, errors.AUTH,
-            errors.RUN_CANCELLED, errors.NOT_FOUND, errors.STILL_RUNNING, errors.SIGINT,
-            errors.SIGTERM) == (0, 1, 2, 3, 4, 5, 6, 8, 130, 143)
+            errors.RUN_CANCELLED, errors.NOT_FOUND, errors.INCOMPLETE, errors.STILL_RUNNING,
+            errors.SIGINT, errors.SIGTERM) == (0, 1, 2, 3, 4, 5, 6, 7, 8, 130, 143)
 
 
 def test_exit_code_table_matches_the_design_in_the_repository() -> None:
     design = Path(__file__).resolve().parents[1] / "docs" / "design.md"
     section = design.read_text().split("## 3. Exit codes", 1)[1].split("\n## ", 1)[0]
-    documented = set()
+    documented: set[int] = set()
     for cell in re.findall(r"^\| ([0-9 /]+) \|", section, flags=re.M):
         documented.update(int(code) for code in cell.split("/"))
     assert documented == {code for code, _ in EXIT_CODE_TABLE} | {143}

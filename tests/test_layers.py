@@ -19,18 +19,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "retab_cli"
 
-# Lowest first. A pattern ending in `.*` takes the package's submodules too.
+# Lowest first. A pattern ending in `.*` takes the package's submodules too, except
+# those another layer names exactly.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("retab_cli", "retab_cli.errors", "retab_cli.statuses", "retab_cli.parsing",
                     "retab_cli.urls", "retab_cli.models", "retab_cli.text")),
     ("transport", ("retab_cli.settings", "retab_cli.client", "retab_cli.budget",
-                   "retab_cli.connect")),
+                   "retab_cli.connect", "retab_cli.exchange_log")),
     ("engines", ("retab_cli.watch", "retab_cli.sweep", "retab_cli.paging", "retab_cli.bulk",
                  "retab_cli.chunks", "retab_cli.documents", "retab_cli.uploads", "retab_cli.creating",
                  "retab_cli.recent", "retab_cli.running", "retab_cli.batch",
                  "retab_cli.batch.*")),
     ("render", ("retab_cli.render", "retab_cli.render.*")),
-    ("ui", ("retab_cli.session", "retab_cli.watch_ui")),
+    ("ui", ("retab_cli.session", "retab_cli.watch_ui", "retab_cli.batch.ui",
+            "retab_cli.batch.report_output")),
     ("commands", ("retab_cli.commands", "retab_cli.commands.*", "retab_cli.fastparse")),
     ("app", ("retab_cli.app", "retab_cli.__main__")),
 ]
@@ -57,8 +59,13 @@ def _matches(module: str, patterns: Iterable[str]) -> bool:
 
 
 def layer_of(module: str) -> str | None:
+    """The module's layer: a module named exactly wins over a package's `.*` pattern
+    (batch.ui drives the renderer, the rest of batch/ is engine)."""
     if _matches(module, ISLAND[1]):
         return ISLAND[0]
+    for name, patterns in LAYERS:
+        if module in patterns:
+            return name
     for name, patterns in LAYERS:
         if _matches(module, patterns):
             return name
@@ -160,6 +167,8 @@ def test_the_table_places_the_engines_and_the_boundary() -> None:
     assert layer_of("retab_cli.session") == "ui"
     assert layer_of("retab_cli.commands.get") == "commands"
     assert layer_of("retab_cli.emulator.store") == "emulator"
+    assert layer_of("retab_cli.batch.pipeline") == "engines"
+    assert layer_of("retab_cli.batch.ui") == "ui"
 
 
 # ---- the checker catches what it should (planted violations) ---------------------------

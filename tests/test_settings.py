@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from retab_cli import settings as settings_mod
 from retab_cli.errors import AuthError, UsageError
 from retab_cli.settings import (
     DEFAULT_BASE_URL,
@@ -73,11 +72,11 @@ base_url = "{STAGING}"
 """)
 
 
-def run(env: dict[str, str], warnings: Warnings | None = None, **flags: object) -> Settings:
+def run(env: dict[str, str], warnings: Warnings | None = None, **flags: Any) -> Settings:
     return resolve(GlobalOptions(**flags), env, warn=warnings if warnings is not None else Warnings())
 
 
-def refusal(env: dict[str, str], **flags: object) -> AuthError:
+def refusal(env: dict[str, str], **flags: Any) -> AuthError:
     """Resolving succeeds with the key refused; the refusal is raised when a key is needed."""
     s = run(env, **flags)
     assert s.api_key is None and s.key_refused is not None
@@ -413,7 +412,7 @@ def test_list_profiles_masks_keys_and_marks_the_active_one(env: dict[str, str]) 
     ({}, {}, "staging", "active_profile in {path}"),
 ])
 def test_list_profiles_says_why_a_profile_is_active(
-    env: dict[str, str], flags: dict[str, str], extra_env: dict[str, str], active: str, source: str
+    env: dict[str, str], flags: dict[str, Any], extra_env: dict[str, str], active: str, source: str
 ) -> None:
     path = listing_config(env)
     switch_profile(path, "staging")
@@ -450,7 +449,7 @@ def test_describe_key(env: dict[str, str]) -> None:
      ({}, {"RETAB_API_BASE_URL": "https://evil.example"})],
 )
 def test_stored_key_is_not_sent_to_another_base_url(
-    env: dict[str, str], flags: dict[str, str], extra_env: dict[str, str]
+    env: dict[str, str], flags: dict[str, Any], extra_env: dict[str, str]
 ) -> None:
     two_profiles(env)
     env.update(extra_env)
@@ -634,7 +633,7 @@ NON_ASCII = ["rt_test_\u201dQZQZ", "rt_t\u00e9stQZQZ", "rt_\ufffdQZQZ", "\u0440t
 def test_non_ascii_keys_are_refused_from_every_source_without_echo(
     env: dict[str, str], tmp_path: Path, bad: str, source: str
 ) -> None:
-    flags: dict[str, object] = {}
+    flags: dict[str, Any] = {}
     if source == "--api-key":
         flags["api_key"] = bad
     elif source == "RETAB_API_KEY":
@@ -873,7 +872,7 @@ def test_save_profile_replaces_atomically(env: dict[str, str], monkeypatch: pyte
     def broken_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(settings_mod.os, "replace", broken_replace)
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(UsageError) as caught:
         save_profile(path, "default", {"api_key": "rt_test_new"})
     assert caught.value.message == f"cannot write config file {path}: No space left on device"

@@ -859,7 +859,7 @@ def test_a_listed_run_with_an_unknown_status_is_fetched_on_its_own() -> None:
 
         def override(t: float, params: dict[str, Any]) -> dict[str, Any] | None:
             if params["status"] == "in_progress":  # w00 listed as 'paused', the rest as asked
-                items = [client.obj(p, "in_progress", True) for p in scripts if p != "w00"]
+                items: list[Any] = [client.obj(p, "in_progress", True) for p in scripts if p != "w00"]
                 items += [{**client.obj("w00", "paused", True)}, "junk", 5, None]  # odd items skipped
                 return {"data": items, "list_metadata": {"before": None, "after": None}}
             return None

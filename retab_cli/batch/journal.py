@@ -3,7 +3,9 @@
 Layout (schema version 1):
 - `meta`: schema version, the parameters' canonical JSON and hash, sources, shard.
 - `runs`: one row per (sha256, parameters hash, attempt), the unit the API is asked
-  for: idempotency key, partition id, status, chunks, credits, error, timestamps.
+  for: idempotency key, the filename and type sent (fixed by the first claim, so a
+  resent create is the same request), partition id, status, chunks, credits, error,
+  timestamps.
   Documents with identical bytes point at the same run ("the others point at it").
 - `documents`: one row per relative path: source, size, mtime, sha256, type, pages,
   its run, local state and error, split outputs (directory and manifest sha256).
@@ -51,7 +53,8 @@ CREATE TABLE IF NOT EXISTS uploads (
     sha256 TEXT PRIMARY KEY, mime_data TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, params_hash TEXT NOT NULL,
-    attempt INTEGER NOT NULL, owner TEXT, idempotency_key TEXT, partition_id TEXT,
+    attempt INTEGER NOT NULL, owner TEXT, idempotency_key TEXT, filename TEXT,
+    mime_type TEXT, partition_id TEXT,
     status TEXT NOT NULL, chunks INTEGER, credits REAL, error_code TEXT,
     error_message TEXT, claimed_at TEXT, sent_at TEXT, finished_at TEXT,
     updated_at TEXT NOT NULL, UNIQUE (sha256, params_hash, attempt));
@@ -77,10 +80,19 @@ FROM documents d LEFT JOIN runs r ON r.id = d.run_id
 """
 
 
-def idempotency_key(sha256: str, params_hash: str, attempt: int) -> str:
-    """The create's Idempotency-Key, a pure function of what is sent and the attempt."""
-    seed = f"{sha256}:{params_hash}:{attempt}".encode()
+def idempotency_key(sha256: str, params_hash: str, attempt: int, filename: str) -> str:
+    """The create's Idempotency-Key, a pure function of what is sent and the attempt.
+
+    The filename is part of the request, so it is part of the key: shards (journals that
+    know nothing of each other) sending the same bytes under another name send another
+    request, which must not reuse the key (the service would answer 409)."""
+    seed = f"{sha256}:{params_hash}:{attempt}:{filename}".encode("utf-8", "surrogateescape")
     return "retab-batch-" + hashlib.sha256(seed).hexdigest()[:32]
+
+
+def basename(relpath: str) -> str:
+    """The filename a document is sent with: its relative path's last part."""
+    return relpath.rsplit("/", 1)[-1]
 
 
 def utc_now() -> str:
@@ -427,18 +439,30 @@ class Journal:
         if missing:
             raise ValueError(f"{missing[0]} has no run to send")
         with self._transaction(durable=True) as db:
-            return [self._claim(db, row.run_id) for row in rows if row.run_id is not None]
+            return [self._claim(db, row) for row in rows]
 
-    def _claim(self, db: sqlite3.Connection, run_id: int) -> str:
+    def _claim(self, db: sqlite3.Connection, row: Row) -> str:
         sha256, params_hash, attempt, stored = db.execute(
             "SELECT sha256, params_hash, attempt, idempotency_key FROM runs WHERE id = ?",
-            (run_id,)).fetchone()
-        key = str(stored or idempotency_key(sha256, params_hash, attempt))
+            (row.run_id,)).fetchone()
+        filename = basename(row.relpath)
+        key = str(stored or idempotency_key(sha256, params_hash, attempt, filename))
         now = self._now()
         db.execute("UPDATE runs SET idempotency_key = ?, status = CASE WHEN status = ? "
                    "THEN ? ELSE status END, claimed_at = COALESCE(claimed_at, ?), "
-                   "updated_at = ? WHERE id = ?", (key, UNSENT, SENDING, now, now, run_id))
+                   "filename = COALESCE(filename, ?), mime_type = COALESCE(mime_type, ?), "
+                   "updated_at = ? WHERE id = ?",
+                   (key, UNSENT, SENDING, now, filename, row.mime_type, now, row.run_id))
         return key
+
+    def sent_as(self, run_id: int) -> tuple[str, str]:
+        """The filename and MIME type a claimed run is sent with, whichever document of
+        its bytes claimed it first: every resend of its key is the same request."""
+        filename, mime_type = self._conn.execute(
+            "SELECT filename, mime_type FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if filename is None or mime_type is None:
+            raise ValueError(f"run {run_id} is not claimed")
+        return str(filename), str(mime_type)
 
     def record_created(self, run_id: int, partition_id: str, status: str) -> None:
         """The create answered: the run's id on the service and its first status."""
@@ -500,6 +524,11 @@ class Journal:
     def row(self, relpath: str) -> Row | None:
         found = self._conn.execute(_ROW_SQL + " WHERE d.relpath = ?", (relpath,)).fetchone()
         return None if found is None else Row(*found)
+
+    def documents_of(self, run_id: int) -> list[Row]:
+        """The documents pointing at a run (one, or several with identical bytes)."""
+        return [Row(*found) for found in self._conn.execute(
+            _ROW_SQL + " WHERE d.run_id = ? ORDER BY d.relpath", (run_id,))]
 
     def _required_row(self, relpath: str) -> Row:
         row = self.row(relpath)

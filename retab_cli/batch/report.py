@@ -20,7 +20,7 @@ from typing import IO, Any
 from retab_cli.batch.estimate import dollars
 from retab_cli.batch.journal import Journal, Row
 from retab_cli.errors import UsageError
-from retab_cli.text import format_number, sanitize
+from retab_cli.text import format_number, plural, sanitize
 
 FIELDS = ("path", "sha256", "partition_id", "status", "pages", "chunks", "credits",
           "error_code", "error_message", "output_dir")
@@ -84,8 +84,9 @@ class Totals:
         """One plain line: `12 documents: 10 completed, 2 failed; 9 runs, 40 pages, ...`."""
         totals = self.as_dict()
         statuses = ", ".join(f"{n} {s}" for s, n in totals["statuses"].items()) or "none"
-        return (f"{totals['documents']} documents: {statuses}; {totals['runs']} runs, "
-                f"{totals['pages']} pages, {totals['chunks']} chunks, "
+        return (f"{plural(totals['documents'], 'document')}: {statuses}; "
+                f"{plural(totals['runs'], 'run')}, {plural(totals['pages'], 'page')}, "
+                f"{plural(totals['chunks'], 'chunk')}, "
                 f"{format_number(totals['credits'])} credits (${totals['dollars']:.2f})")
 
 

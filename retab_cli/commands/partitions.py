@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from retab_cli.commands import cancel, create, delete, get, listing, split, watch
+from retab_cli.commands import batch, cancel, create, delete, get, listing, report, split, watch
 
 app = typer.Typer(
     help="Create, watch, inspect, cancel and delete partition runs.",
@@ -19,3 +19,5 @@ app.command("wait", help="Alias of 'watch'.", hidden=True)(watch.watch)
 app.command("cancel")(cancel.cancel)
 app.command("delete")(delete.delete)
 app.command("split")(split.split)
+app.command("batch")(batch.batch)
+app.command("report")(report.report)

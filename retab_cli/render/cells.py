@@ -139,9 +139,5 @@ def measure(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> list[int]
     return widths
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)

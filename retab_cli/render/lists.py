@@ -16,12 +16,12 @@ from retab_cli.render.cells import (
     field_cell,
     is_number,
     measure,
-    plural,
     status_cell,
     status_text,
 )
 from retab_cli.render.console import GAP, Cell, Rows, header_cells, make_console, stdout_console
 from retab_cli.statuses import KNOWN_STATUSES
+from retab_cli.text import plural
 
 
 def _list_columns(r: Renderer, width: int) -> list[tuple[str, int, bool]]:
@@ -40,7 +40,9 @@ def _list_columns(r: Renderer, width: int) -> list[tuple[str, int, bool]]:
     return columns
 _FIELD_WIDTHS = {"id": ID_WIDTH, "status": STATUS_WIDTH, "usage.credits": 7, "n_consensus": 3,
                  "allow_overlap": 5, "model": 11, "file.id": 21, "file.mime_type": 15,
-                 "file.filename": 24, "key": 20}
+                 "file.filename": 24, "key": 20,
+                 # batch report columns
+                 "partition_id": ID_WIDTH, "pages": 5, "chunks": 6, "credits": 7, "sha256": 64}
 
 
 def _field_columns(r: Renderer, fields: Sequence[str], width: int) -> list[tuple[str, int, bool]]:

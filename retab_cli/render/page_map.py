@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from rich.console import Console
 from rich.text import Text
 
-from retab_cli.render.cells import plural
 from retab_cli.render.console import print_lines
+from retab_cli.text import plural
 
 # Chunk colours for the page map and the `#` column: standard colours only, so the
 # map reads the same on 16-colour terminals; red is kept for overlaps.

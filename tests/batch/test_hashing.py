@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
+from retab_cli import documents
 from retab_cli.batch import hashing
 from retab_cli.batch.hashing import Digest, LocalError, hash_document
 
@@ -49,7 +50,7 @@ def test_form_feeds_across_read_blocks_count_the_same(tmp_path: Path,
     path.write_text("page one\f" * 40 + "last\f  \f\n")
     whole = hash_document(path, "long.txt")
     monkeypatch.setattr(hashing, "CHUNK", 3)
-    monkeypatch.setattr(hashing.documents, "SNIFF_BYTES", 5)
+    monkeypatch.setattr(documents, "SNIFF_BYTES", 5)
     assert hash_document(path, "long.txt") == whole
     assert isinstance(whole, Digest) and whole.pages == 42
 
@@ -132,6 +133,6 @@ def test_a_file_without_read_permission_is_a_local_error(
     def refuse(*args: object) -> int:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(hashing.os, "open", refuse)  # as a chmod 0 file for non-root
+    monkeypatch.setattr(os, "open", refuse)  # as a chmod 0 file for non-root
     assert hash_document(path, "secret.txt") == LocalError(
         "unreadable", "cannot read secret.txt: Permission denied")

@@ -1,11 +1,12 @@
-"""The batch engines stay free of the terminal and CLI layers (DESIGN §8)."""
+"""The batch engines stay free of the terminal and CLI layers (docs/design.md §8)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-MODULES = ("globs", "sources", "shard", "hashing", "estimate", "journal", "report", "params")
+MODULES = ("globs", "sources", "shard", "hashing", "estimate", "journal", "report", "params",
+           "limits", "progress", "splitting", "sending", "pipeline", "report_output", "ui")
 
 
 def test_engines_import_neither_typer_nor_rich_nor_httpx() -> None:

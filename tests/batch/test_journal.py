@@ -58,7 +58,7 @@ def test_a_document_goes_from_hashed_to_completed(journal: Journal) -> None:
     assert (row.status, row.attempt, row.sha256, row.pages, row.duplicate) == (
         "hashed", 1, A.sha256, 3, False)
     key = journal.claim_send(row)
-    assert key == idempotency_key(A.sha256, PARAMS.digest(), 1)
+    assert key == idempotency_key(A.sha256, PARAMS.digest(), 1, "a.pdf")
     assert key.startswith("retab-batch-") and len(key) == 44
     sending = journal.row("a.pdf")
     assert sending is not None and sending.status == "sending"
@@ -101,7 +101,7 @@ def test_changed_bytes_are_a_new_version_with_a_new_key(journal: Journal) -> Non
     assert (again.run_id, again.status, again.split_dir) == (old.run_id, "completed", "out/a.pdf")
     new = journal.record_digest("a.pdf", "/docs/a.pdf", B)
     assert new.run_id != old.run_id and new.status == "hashed" and new.split_dir is None
-    assert journal.claim_send(new) == idempotency_key(B.sha256, PARAMS.digest(), 1)
+    assert journal.claim_send(new) == idempotency_key(B.sha256, PARAMS.digest(), 1, "a.pdf")
     back = journal.record_digest("a.pdf", "/docs/a.pdf", A)  # old bytes again: old run
     assert (back.run_id, back.status) == (old.run_id, "completed")
 
@@ -152,8 +152,8 @@ def test_retry_failed_gives_failed_and_cancelled_runs_one_new_attempt(tmp_path: 
         retried = journal.record_digest("a.pdf", "/d/a.pdf", A, retry_failed=True)
         assert (retried.attempt, retried.status, retried.error_code) == (2, "hashed", None)
         key = journal.claim_send(retried)
-        assert key == idempotency_key(A.sha256, PARAMS.digest(), 2)
-        assert key != idempotency_key(A.sha256, PARAMS.digest(), 1)
+        assert key == idempotency_key(A.sha256, PARAMS.digest(), 2, "a.pdf")
+        assert key != idempotency_key(A.sha256, PARAMS.digest(), 1, "a.pdf")
         # The same bytes at another path join attempt 2, even once it has failed too.
         assert retried.run_id is not None
         journal.record_status(retried.run_id, "failed")
@@ -262,7 +262,8 @@ def test_claim_sends_claims_a_group_at_once(journal: Journal) -> None:
     rows = [journal.record_digest(name, f"/d/{name}", content)
             for name, content in (("a.pdf", A), ("b.pdf", B), ("copy.pdf", A))]
     keys = journal.claim_sends(rows)
-    assert keys == [idempotency_key(d.sha256, PARAMS.digest(), 1) for d in (A, B, A)]
+    assert keys == [idempotency_key(d.sha256, PARAMS.digest(), 1, name)
+                    for d, name in ((A, "a.pdf"), (B, "b.pdf"), (A, "a.pdf"))]  # a twin
     assert [r.status for r in journal.rows()] == ["sending"] * 3
     unhashed = journal.record_local_error("x.pdf", "/d/x.pdf", LocalError("empty", "x"))
     with pytest.raises(ValueError, match=r"^x\.pdf has no run to send$"):

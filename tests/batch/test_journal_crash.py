@@ -62,7 +62,7 @@ def test_killed_after_claiming_the_rerun_sends_the_same_key(tmp_path: Path) -> N
     path = tmp_path / "j.sqlite3"
     [(relpath, key)] = run_and_kill(path, stop=1, lines=1)
     assert (relpath, key) == ("doc-000000.txt", idempotency_key(
-        digest_for(0).sha256, PARAMS.digest(), 1))
+        digest_for(0).sha256, PARAMS.digest(), 1, "doc-000000.txt"))
     with Journal.open(path, PARAMS, sources=["docs"]) as journal:  # the lock died with it
         row = journal.row(relpath)
         assert row is not None and row.status == "sending" and row.idempotency_key == key
@@ -88,5 +88,5 @@ def test_killed_at_any_instant_every_printed_claim_survives(tmp_path: Path) -> N
             relpath = f"doc-{i:06d}.txt"
             row = journal.record_digest(relpath, "/docs", digest_for(i))
             key = journal.claim_send(row)
-            assert key == idempotency_key(digest_for(i).sha256, PARAMS.digest(), 1)
+            assert key == idempotency_key(digest_for(i).sha256, PARAMS.digest(), 1, relpath)
             assert stored.get(relpath) in (None, key)

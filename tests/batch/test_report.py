@@ -162,7 +162,7 @@ def test_markdown_escapes_pipes_backticks_and_markup() -> None:
         "| =cmd\\|' /C calc'!A0.txt | 2 | 0.4 | line one\\\\nline \"two\", -3\\\\x1b\\[31m red "
         "| +out/a\\|b\\`c\\` |",
         "",
-        "**Totals:** 1 documents: 1 failed; 1 runs, 2 pages, 0 chunks, 0.4 credits ($0.00)"]
+        "**Totals:** 1 document: 1 failed; 1 run, 2 pages, 0 chunks, 0.4 credits ($0.00)"]
 
 
 def test_fields_are_checked_and_may_be_comma_separated() -> None:

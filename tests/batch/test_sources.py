@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from retab_cli import documents
-from retab_cli.batch import sources
 from retab_cli.batch.hashing import LocalError
 from retab_cli.batch.sources import DOCUMENT_EXTENSIONS, Source, WalkStats, selection, walk
 
@@ -41,7 +40,7 @@ def scanned(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         listed.append(os.fspath(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(sources.os, "scandir", spy)
+    monkeypatch.setattr(os, "scandir", spy)
     return listed
 
 
@@ -146,7 +145,7 @@ def test_unreadable_entries_are_items_with_an_error(tmp_path: Path,
             raise PermissionError(13, "Permission denied")
         return real_scandir(path)
 
-    monkeypatch.setattr(sources.os, "scandir", refuse)
+    monkeypatch.setattr(os, "scandir", refuse)
     items = list(walk([str(root), str(tmp_path / "missing.pdf")]))
     assert [(i.relpath, i.error) for i in items] == [
         ("a.pdf", None),
@@ -163,7 +162,7 @@ def test_an_unreadable_source_directory_is_an_item(tmp_path: Path,
     def refuse(path: str | os.PathLike[str]) -> object:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(sources.os, "scandir", refuse)
+    monkeypatch.setattr(os, "scandir", refuse)
     assert list(walk([str(tmp_path / "top")])) == [
         Source("top", tmp_path / "top",
                LocalError("unreadable", "cannot read directory top: Permission denied"))]

@@ -91,7 +91,7 @@ def _type(schema: dict[str, Any] | None) -> str:
     if not schema:
         return "any"
     if "$ref" in schema:
-        return "ref:" + schema["$ref"].rsplit("/", 1)[-1]
+        return "ref:" + str(schema["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in schema:
         return "|".join(sorted(_type(s) for s in schema["anyOf"]))
     kind = schema.get("type", "any")

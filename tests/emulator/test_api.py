@@ -73,7 +73,7 @@ def test_background_run_goes_queued_in_progress_completed(http: httpx.Client) ->
         status = http.get(f"/v1/partitions/{run['id']}", params={"include_output": "false"}).json()["status"]
         if status != seen[-1]:
             seen.append(status)
-        return status == "completed"
+        return bool(status == "completed")
 
     wait_until(finished, timeout=5, interval=0.01)
     elapsed = time.monotonic() - started

@@ -14,6 +14,7 @@ from retab_cli.emulator.documents import Document, DocumentFailure, DocumentTooL
 from retab_cli.emulator.fetch import Fetcher
 from retab_cli.emulator.partitioner import consensus, credits, page_texts, partition
 from retab_cli.emulator.pdfgen import make_pdf
+from retab_cli.urls import is_loopback
 
 from .helpers import EXPECTED_CHUNKS, INVOICE_PAGES, data_url
 
@@ -208,7 +209,7 @@ def test_remote_urls() -> None:
     for host in ["localhost", "127.0.0.1", "127.9.9.9", "[::1]"]:
         remote = documents.parse_document_url(f"http://{host}:1/a.pdf")
         assert isinstance(remote, documents.RemoteUrl) and remote.loopback, host
-    assert not documents.is_loopback("127.0.0.1.evil.com")
+    assert not is_loopback("127.0.0.1.evil.com")
     with pytest.raises(DocumentFailure) as caught:
         asyncio.run(Fetcher(1.0).fetch("o", documents.RemoteUrl("https://example.com/a.pdf", False), None))
     assert caught.value.code == "remote_fetch_unsupported"
