@@ -449,7 +449,7 @@ class Client:
         except httpx.DecodingError as exc:  # a corrupt gzip/deflate body: it may read next time
             self._log_debug(spec, sent_at)
             host = urllib.parse.urlsplit(self.base_url).netloc
-            return _Attempt(BadResponseError(f"unusable response from {host}: {_short(exc)}"),
+            return _Attempt(BadResponseError(f"unusable response from {host}: {_short(exc, self.mask)}"),
                             retry=True, maybe_applied=True)
         except httpx.TransportError as exc:
             self._log_debug(spec, sent_at)
@@ -481,7 +481,7 @@ class Client:
         hint = (f"is {self.base_url} the right API? set it with --base-url or "
                 "RETAB_API_BASE_URL") if connect else None
         return _Attempt(
-            NetworkError(_describe_transport(exc, self.base_url), hint=hint),
+            NetworkError(_describe_transport(exc, self.base_url, self.mask), hint=hint),
             retry=True,
             maybe_applied=not connect,  # nothing was sent when the connection failed
         )
@@ -641,17 +641,19 @@ async def _read_capped(response: httpx.Response) -> bytes:
     return b"".join(chunks)
 
 
-def _describe_transport(exc: httpx.TransportError, base_url: str) -> str:
+def _describe_transport(exc: httpx.TransportError, base_url: str, mask: Callable[[str], str]) -> str:
     host = urllib.parse.urlsplit(base_url).netloc
     if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect to {host}: {_short(exc)}"
+        return f"cannot connect to {host}: {_short(exc, mask)}"
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out talking to {host}"
     if isinstance(exc, httpx.RemoteProtocolError):
-        return f"the connection to {host} broke mid-response: {_short(exc)}"
-    return f"network error talking to {host}: {_short(exc)}"
+        return f"the connection to {host} broke mid-response: {_short(exc, mask)}"
+    return f"network error talking to {host}: {_short(exc, mask)}"
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
+def _short(exc: Exception, mask: Callable[[str], str]) -> str:
+    """The error's first line, masked before it is cut (a cut copy of the key is not one
+    the mask would find)."""
+    text = mask(str(exc)).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__

@@ -822,6 +822,13 @@ def test_key_in_other_headers_is_masked() -> None:
     assert KEY not in caught.message and MASKED in caught.message
 
 
+def test_a_key_at_the_cut_of_a_long_transport_error_is_masked_whole() -> None:
+    text = "x" * 195 + KEY
+    caught, _ = fails([httpx.RemoteProtocolError(text)] * 2, get, NetworkError, max_attempts=2)
+    assert KEY[:5] not in caught.message  # unmasked, the cut kept "rt_te"
+    assert "x" * 195 + MASKED[:5] in caught.message
+
+
 def test_key_in_a_transport_error_and_notices_is_masked() -> None:
     caught, trace = fails([httpx.ReadError(f"reset by {KEY}")] * 2, get, NetworkError, max_attempts=2)
     assert KEY not in caught.message and MASKED in caught.message
