@@ -1,4 +1,4 @@
-"""`retab partitions batch` against the local emulator (DESIGN §10, issue 11's budgets).
+"""`retab partitions batch` against the local emulator (docs/design.md §10, issue 11's budgets).
 
 1. Unthrottled (`RETAB_MAX_RPS=0`): 10,000 one-page documents (PDF and text) through a
    batch as a whole process, its wall time, peak RSS (budget: under 150 MiB) and

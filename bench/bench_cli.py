@@ -1,4 +1,4 @@
-"""Benchmarks of the `retab` command line against the local emulator (DESIGN §7).
+"""Benchmarks of the `retab` command line against the local emulator (docs/design.md §7).
 
 Every figure is a whole process (start-up included), timed with wait4 by a small
 launcher process (which also gives its CPU time and peak RSS), with warm-up runs
@@ -774,7 +774,7 @@ def bench_watch(rep: Report, tmp: Path, n: int, rate: float, speed: float) -> No
         "at most rate × wall + 10%",
         f"{gets} GETs",
         f"{gets / allowance:.3f}× allowance ({allowance:.0f})",
-        # Sweeping list pages (DESIGN §4) spends less than the allowance: under is good.
+        # Sweeping list pages (docs/design.md §4) spends less than the allowance: under is good.
         verdict(gets / allowance <= 1.10 and not others),
         note=f"wall {proc.wall:.1f} s; {limited} × 429; other requests {others}",
     )

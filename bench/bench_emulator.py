@@ -5,7 +5,7 @@ temporary directory, seeds partitions through the control API, then drives it wi
 an asyncio load generator (raw HTTP/1.1 keep-alive connections on asyncio streams,
 one per client) for a fixed time. Reports requests/s and p50/p99 latency, and the
 same for a baseline in the same run: an unknown route (404 through the middleware and
-router, no database), the framework's floor. Budget (DESIGN §7): >= 400 req/s and
+router, no database), the framework's floor. Budget (docs/design.md §7): >= 400 req/s and
 p99 < 50 ms on 2 cores.
 
 Beside the wall-clock figures, which swing by half on a machine shared with other

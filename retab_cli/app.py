@@ -81,7 +81,9 @@ def root(
         metavar="N", help="Request budget per second, shared by all requests; 0 = unlimited "
              "[env: RETAB_MAX_RPS; default 5].")] = None,
     debug: Annotated[bool, typer.Option(
-        "--debug", help="Log each request and response to stderr (secrets masked).")] = False,
+        "--debug", help="Show each request and response on stderr: method, URL, status, time, "
+                        "headers and bodies (cut at 2 KiB, documents left out, secrets masked)."
+    )] = False,
     color: Annotated[str | None, typer.Option(
         metavar="WHEN", help="Colour: auto, always or never.",
         autocompletion=choices(("auto", "always", "never")))] = None,

@@ -1,7 +1,7 @@
 """Cutting a document into one file per chunk of a completed run, plus manifest.json.
 
 The manifest is `{"partition_id", "document", "chunks": [{"key", "pages", "file",
-"sha256"}]}` (DESIGN §9): `file` relative to the output directory, named from the
+"sha256"}]}` (docs/design.md §9): `file` relative to the output directory, named from the
 sanitised chunk key in output order. PDFs are cut with pypdf, text on form feeds.
 Each file is written to a temporary name created exclusively (never through a
 symlink) and renamed, all or nothing; nothing existing is replaced unless asked; a

@@ -358,7 +358,7 @@ class Client:
         expect: Expect = "json",
         on_retry: Callable[[_Attempt], None] | None = None,
     ) -> ApiResult:
-        """Send with retries (DESIGN §5) and return the decoded body or raise a typed error.
+        """Send with retries (docs/design.md §5) and return the decoded body or raise a typed error.
 
         `timeout` bounds the whole operation; without it each attempt has `request_timeout`
         and retries start within the retry window. Every error raised names `partition_id`,
@@ -441,22 +441,22 @@ class Client:
             return _Attempt(BadResponseError(f"unusable response: body over {MAX_BODY >> 20} MiB"),
                             retry=False)
         except TimeoutError:
-            self._log_debug(spec, None, sent_at, None)
+            self._log_debug(spec, sent_at)
             # Past a caller's own deadline there is no time left to retry in.
             within = spec.window if spec.hard_deadline else timeout
             return _Attempt(NetworkError(f"no complete response within {within:g}s"),
                             retry=not spec.hard_deadline, maybe_applied=True)
         except httpx.DecodingError as exc:  # a corrupt gzip/deflate body: it may read next time
-            self._log_debug(spec, None, sent_at, None)
+            self._log_debug(spec, sent_at)
             host = urllib.parse.urlsplit(self.base_url).netloc
             return _Attempt(BadResponseError(f"unusable response from {host}: {_short(exc)}"),
                             retry=True, maybe_applied=True)
         except httpx.TransportError as exc:
-            self._log_debug(spec, None, sent_at, None)
+            self._log_debug(spec, sent_at)
             return self._transport_failure(exc)
         request_id = response.headers.get("x-request-id")
         request_id = self.mask(request_id) if request_id is not None else None
-        self._log_debug(spec, response.status_code, sent_at, request_id)
+        self._log_debug(spec, sent_at, response, body, request_id)
         if 200 <= response.status_code < 300:
             return self._success(response, body, request_id, spec.expect)
         return self._failure(response, body, request_id)
@@ -534,17 +534,22 @@ class Client:
         return _Attempt(error, retry=True, delay=wait, server_delay=wait is not None,
                         maybe_applied=status not in (429, 503))
 
-    def _log_debug(
-        self, spec: RequestSpec, status: int | None, sent_at: float, request_id: str | None
-    ) -> None:
+    def _log_debug(self, spec: RequestSpec, sent_at: float, response: httpx.Response | None = None,
+                   body: bytes | None = None, request_id: str | None = None) -> None:
+        """--debug: the attempt's summary line, then its headers and bodies; the key masked."""
         if self._debug is None:
             return
+        from retab_cli.exchange_log import Exchange, exchange_lines
+
         elapsed = (self._clock() - sent_at) * 1000
-        shown = status if status is not None else "no response"
+        shown = response.status_code if response is not None else "no response"
         rid = f" request_id={request_id}" if request_id else ""
-        self._debug(self.mask(
-            f"debug: {spec.method} {self.base_url}{spec.path} -> {shown} ({elapsed:.0f} ms){rid}"
-        ))
+        query = f"?{urllib.parse.urlencode(spec.params, doseq=True)}" if spec.params else ""
+        summary = f"debug: {spec.method} {self.base_url}{spec.path}{query} -> {shown} ({elapsed:.0f} ms){rid}"
+        exchange = Exchange([*self._http.headers.multi_items(), *spec.headers.items()], spec.content,
+                            response.headers.multi_items() if response is not None else (), body)
+        for line in exchange_lines(summary, exchange):
+            self._debug(self.mask(line))
 
 
 def _attempts(number: int) -> str:

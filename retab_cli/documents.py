@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from retab_cli.errors import UsageError
+from retab_cli.parsing import UPLOAD_MODES as UPLOAD_MODES  # re-exported: the engine's list
 
 MAX_BODY = 32 * 1024 * 1024      # the API's cap on a whole JSON request body
 MAX_UPLOAD = 5 * 1024 ** 3       # the largest local file uploaded (one signed PUT, as S3 allows)
@@ -22,7 +23,6 @@ MAX_STDIN = MAX_BODY             # stdin is held in memory: read at most this mu
 ENVELOPE = 16 * 1024             # allowance for the body's other fields (key, instructions, ...)
 SNIFF_BYTES = 4096
 CHUNK = 256 * 1024  # bytes read at a time when streaming a file
-UPLOAD_MODES = ("auto", "always", "never")
 MIB = 1024 * 1024
 
 
@@ -78,6 +78,7 @@ class Document:
     url: str | None = None          # a URL sent as is (https:// or data:)
     path: Path | None = None        # a file read at send time
     data: bytes | None = None       # stdin, already read
+    file_id: str | None = None      # a file stored by the files API (--file-id)
     _sha256: str | None = field(default=None, repr=False, compare=False)
     _hasher: Any = field(default=None, repr=False, compare=False)
     _hashed: int = field(default=0, repr=False, compare=False)  # bytes fed to _hasher
@@ -183,7 +184,8 @@ def inline_body_size(doc: Document, envelope: int = ENVELOPE) -> int:
 
 
 def plan_transport(doc: Document, upload_mode: str, *, envelope: int = ENVELOPE) -> str:
-    """How `doc` travels: "url" (sent as is), "inline" (in the body) or "upload".
+    """How `doc` travels: "url" (sent as is), "file" (a stored file, --file-id), "inline"
+    (in the body) or "upload".
 
     auto: inline while the body stays under the API's cap, uploaded above it; always:
     uploaded; never: inline, refused when too big for it.
@@ -192,12 +194,23 @@ def plan_transport(doc: Document, upload_mode: str, *, envelope: int = ENVELOPE)
         raise UsageError(f"--upload must be one of auto, always, never (got {upload_mode!r})")
     if doc.url is not None:
         return "url"
+    if doc.file_id is not None:
+        return "file"
     body = inline_body_size(doc, envelope)
     if upload_mode == "always" or (upload_mode == "auto" and body > MAX_BODY):
         return "upload"
     if body > MAX_BODY:
         raise _too_large_inline(doc, body)
     return "inline"
+
+
+def bytes_held(doc: Document, transport: str) -> int:
+    """The bytes of `doc` in memory while it is sent by `transport`: all of it inline, one
+    chunk at a time when uploaded (a big file does not wait for others), none by URL or
+    stored file."""
+    if transport == "inline":
+        return doc.size or 0
+    return CHUNK if transport == "upload" else 0
 
 
 def _too_large_inline(doc: Document, body: int) -> UsageError:
@@ -358,3 +371,21 @@ def _from_data_url(url: str, *, filename: str | None, mime_type: str | None) -> 
         raise UsageError("a data: URL needs --filename NAME")
     return Document(label="data URL", filename=os.path.basename(filename),
                     mime_type=mime_type or declared, size=len(content), url=url)
+
+
+def validate_file_id(value: str) -> str:
+    """The id rule of docs/design.md §5, said of a file."""
+    from retab_cli.parsing import validate_id
+
+    try:
+        return validate_id(value)
+    except UsageError as exc:
+        exc.message = exc.message.replace("invalid partition id", "invalid file id", 1)
+        exc.args = (exc.message,)
+        raise
+
+
+def from_file_id(file_id: str) -> Document:
+    """A file the files API already holds: its name and type come with its link."""
+    validate_file_id(file_id)
+    return Document(label=file_id, filename=file_id, mime_type="", size=None, file_id=file_id)

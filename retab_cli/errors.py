@@ -21,7 +21,7 @@ STILL_RUNNING = 8
 SIGINT = 130
 SIGTERM = 143
 
-# With several ids the most severe outcome wins (DESIGN §3). Input refused by the
+# With several ids the most severe outcome wins (docs/design.md §3). Input refused by the
 # server (2) ranks beside auth: both mean "fix your invocation", which outranks a
 # flaky network. Interrupts override everything.
 _SEVERITY = (SIGTERM, SIGINT, AUTH, USAGE, ERROR, NOT_FOUND, RUN_FAILED, RUN_CANCELLED,
@@ -142,7 +142,7 @@ class BadResponseError(RetabError):
     exit_code = ERROR
 
 
-# The run outcomes of the error-type table (DESIGN §2), kept with the others so the
+# The run outcomes of the error-type table (docs/design.md §2), kept with the others so the
 # vocabulary and its exit codes live in one place.
 class RunFailedError(RetabError):
     type = "run_failed"

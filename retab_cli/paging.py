@@ -1,4 +1,4 @@
-"""Listing partition runs: one query, its pages, several statuses merged (DESIGN §9).
+"""Listing partition runs: one query, its pages, several statuses merged (docs/design.md §9).
 
 `Listing` is what `list`, `cancel --all-matching` and a batch's resume use: pages of
 at most PAGE_MAX items, cursors followed until the limit or the end, a cursor that does

@@ -15,7 +15,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def validate_id(value: str) -> str:
-    """Refuse ids that could change the URL they are put in (DESIGN §5): `fullmatch`,
+    """Refuse ids that could change the URL they are put in (docs/design.md §5): `fullmatch`,
     not `match` with `$` (which passes a trailing newline), and no `\\w` (Unicode)."""
     if not _ID.fullmatch(value):
         shown = value if value.isprintable() and len(value) <= 80 else repr(value[:80])
@@ -108,6 +108,11 @@ def window_start(bound: Bound) -> datetime:
 def window_end(bound: Bound) -> datetime:
     """The last instant an --until bound admits (a day is included whole)."""
     return bound.moment or datetime.combine(bound.day, time.max, UTC)
+
+
+# `create --upload` (and batch): kept here, not in documents, so the command line knows the
+# values without importing the document engine at start-up.
+UPLOAD_MODES = ("auto", "always", "never")
 
 
 def choose(value: str, choices: Sequence[str], option: str) -> str:

@@ -1,6 +1,6 @@
 """One invocation of a command: its renderer, settings and client, and its run boundary.
 
-`Env` is what a command gets: the output decided once (DESIGN §2), the settings and a
+`Env` is what a command gets: the output decided once (docs/design.md §2), the settings and a
 client made on demand (through `connect`, the one client factory), and `run`, which
 turns every way a command's coroutine can end into an exit code. No Typer here: the
 command layer builds the Env from the parsed options.
@@ -167,7 +167,7 @@ def stdin_is_tty() -> bool:
 
 
 def confirm_destructive(env: Env, question: str, yes: bool, *, declined: str) -> None:
-    """Ask on a terminal; without one, refuse unless --yes (DESIGN §1)."""
+    """Ask on a terminal; without one, refuse unless --yes (docs/design.md §1)."""
     if yes:
         return
     if not stdin_is_tty():

@@ -1,4 +1,4 @@
-"""Settings: flags > environment > profile in the config file (DESIGN §5).
+"""Settings: flags > environment > profile in the config file (docs/design.md §5).
 
 An explicit `--profile` beats the environment for the values it defines (with a
 warning). A stored key belongs to the base URL it was saved with and is never sent
@@ -461,7 +461,7 @@ def show_progress(no_progress: bool, env: Mapping[str, str]) -> bool:
 
 
 def color_choice(flag: str | None, env: Mapping[str, str]) -> str:
-    """--color never > NO_COLOR > --color always / FORCE_COLOR > auto (DESIGN §2)."""
+    """--color never > NO_COLOR > --color always / FORCE_COLOR > auto (docs/design.md §2)."""
     if flag == "never" or env.get("NO_COLOR"):
         return "never"
     if flag == "always" or env.get("FORCE_COLOR"):

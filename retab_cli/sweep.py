@@ -1,4 +1,4 @@
-"""The watch engine's sweep mode: list pages instead of one poll per run (DESIGN §4).
+"""The watch engine's sweep mode: list pages instead of one poll per run (docs/design.md §4).
 
 With more than SWEEP_THRESHOLD runs active (and a client that can list), per-run polls
 would each wait N / rate seconds. One task sweeps instead: it lists the account's
@@ -28,7 +28,7 @@ from retab_cli.statuses import ACTIVE_ORDER, TERMINAL, status_of
 if TYPE_CHECKING:
     from retab_cli.watch import ListClient, Pacing, Runs, Track
 
-SWEEP_THRESHOLD = 50  # more active runs than this: sweep list pages instead (DESIGN §4)
+SWEEP_THRESHOLD = 50  # more active runs than this: sweep list pages instead (docs/design.md §4)
 # In lifecycle order: a run moving on while we list moves to a status not listed yet,
 # so it is still seen. Only an end, lag or a move backwards hides a run from all three.
 SWEEP_STATUSES = ACTIVE_ORDER

@@ -32,7 +32,7 @@ from retab_cli.client import (
 import httpx
 # isort: on
 
-from retab_cli.documents import Document
+from retab_cli.documents import Document, validate_file_id
 from retab_cli.errors import (
     BadResponseError,
     NetworkError,
@@ -82,21 +82,25 @@ class _Failure:
 
 async def upload(client: Client, doc: Document, *, progress: Progress | None = None,
                  notice: Notice = _ignore, clock: Callable[[], float] = time.time,
-                 sleep: Sleep = asyncio.sleep, allow_insecure_http: bool = False
-                 ) -> dict[str, str]:
+                 sleep: Sleep = asyncio.sleep, allow_insecure_http: bool = False,
+                 on_uploaded: Notice = _ignore) -> dict[str, str]:
     """Upload `doc` and return the MIMEData to send as a partition's `document`.
 
     `progress(bytes_sent, total)` follows the PUT (back to 0 when it restarts); `notice`
-    gets one line per retry or new session; `clock` is wall time, as `expiresAt` is.
+    gets one line per retry or new session; `clock` is wall time, as `expiresAt` is;
+    `on_uploaded(file_id)` hears of the stored file once it is complete (a safe re-run
+    names it with --file-id instead of uploading again).
     """
     if doc.url is not None or doc.size is None:
         raise ValueError(f"{doc.label} is a URL: only files and stdin are uploaded")
     job = _Upload(client, doc, progress or _ignore, notice, clock, sleep, allow_insecure_http)
     try:
-        return await job.run()
+        document, file_id = await job.run()
     except RetabError as exc:
         exc.file = exc.file or doc.label
         raise
+    on_uploaded(file_id)
+    return document
 
 
 class _Upload:
@@ -111,12 +115,12 @@ class _Upload:
         self.sleep = sleep
         self.allow_insecure_http = allow_insecure_http
 
-    async def run(self) -> dict[str, str]:
+    async def run(self) -> tuple[dict[str, str], str]:
         for number in range(1, MAX_SESSIONS + 1):
             session = await self._start()
             try:
                 await self._put(session)
-                return await self._complete(session)
+                return await self._complete(session), session.file_id
             except _Expired as exc:
                 if number == MAX_SESSIONS:
                     raise ServerError(f"the upload of {self.doc.label} failed: {exc} "
@@ -212,7 +216,11 @@ class _Upload:
                                             "that long", status=status), retry=False)
             return _Failure(ServerError(seen, status=status), retry=True, delay=wait)
         kind = RejectedError if status == 413 else ServerError
-        return _Failure(kind(f"{seen}: the upload was refused", status=status), retry=False)
+        error = kind(f"{seen}: the upload was refused", status=status)
+        if status == 403:  # a first refusal: the signed URL itself (its signature) is bad
+            error.hint = ("storage did not accept the signed upload URL the API gave; run "
+                          "the command again for a new upload session")
+        return _Failure(error, retry=False)
 
     async def _complete(self, session: UploadSession) -> dict[str, str]:
         sha256 = self.doc.sha256()  # the PUT computed it; no second read
@@ -353,19 +361,9 @@ def _is_id(value: str) -> bool:
     return True
 
 
-def _file_id(value: str) -> str:
-    """The id rule of DESIGN §5, said of a file."""
-    try:
-        return validate_id(value)
-    except UsageError as exc:
-        exc.message = exc.message.replace("invalid partition id", "invalid file id", 1)
-        exc.args = (exc.message,)
-        raise
-
-
 async def document_from_file_id(client: Client, file_id: str) -> dict[str, str]:
     """The `document` for a stored file: its link's `mime_data`, else {filename, url}."""
-    path = f"/v1/files/{urllib.parse.quote(_file_id(file_id), safe='')}/download-link"
+    path = f"/v1/files/{urllib.parse.quote(validate_file_id(file_id), safe='')}/download-link"
     try:
         result = await client.request("GET", path)
     except NotFoundError as exc:

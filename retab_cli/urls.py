@@ -25,7 +25,7 @@ def _ignore(_: str) -> None:
 
 def normalize_base_url(url: str, *, allow_insecure: bool = False,
                        warn: Callable[[str], None] = _ignore) -> str:
-    """Check a base URL against the rules of DESIGN §5 and return it without a trailing /."""
+    """Check a base URL against the rules of docs/design.md §5 and return it without a trailing /."""
     parts = urllib.parse.urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"invalid base URL {url!r}: expected https://HOST[:PORT]")

@@ -1,6 +1,6 @@
 """The polling engine behind `watch`, `create --wait`, `cancel --wait` and `get --exit-status`.
 
-Pure logic over a client (DESIGN §4): it follows each run's status and yields events;
+Pure logic over a client (docs/design.md §4): it follows each run's status and yields events;
 commands render them. No output, no signals and no HTTP here.
 
 Shape: one small task per run sleeps until its next poll, then asks the client. Every
@@ -64,7 +64,7 @@ MAX_BACKOFF = 30.0
 NOT_FOUND_RETRY = 1.0  # read-after-write lag clears in about a second
 FINAL_ATTEMPTS = 3  # the full object is fetched once, so let the client retry it a little
 
-# Outcomes of a run, and the exit code each one means (DESIGN §3). "error" (a fatal
+# Outcomes of a run, and the exit code each one means (docs/design.md §3). "error" (a fatal
 # 400/401/403/422) takes the error's own exit code.
 OUTCOME_EXIT = {
     "completed": OK,
@@ -151,7 +151,7 @@ class Track:
 
 
 class Pacing:
-    """How long to wait before the next request (DESIGN §4)."""
+    """How long to wait before the next request (docs/design.md §4)."""
 
     def __init__(self, budget: Budget, interval: float | None, clock: Clock, rng: random.Random) -> None:
         self._budget = budget
@@ -418,7 +418,7 @@ class Watcher:
         return self._runs.fatal
 
     def exit_code(self, *, any_end_ok: bool = False) -> int:
-        """The most severe outcome (DESIGN §3); runs still active count as 8.
+        """The most severe outcome (docs/design.md §3); runs still active count as 8.
 
         `any_end_ok` is for `cancel --wait`, where failed or cancelled is success too.
         """
@@ -437,7 +437,7 @@ class Watcher:
                 return
             self._refuse_invalid_ids()
             self._seed()
-            self._start(began)
+            self._start()
             while (item := await self._runs.queue.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
@@ -504,7 +504,7 @@ class Watcher:
             # create and cancel return the whole object: nothing more to fetch
             self._runs.end(track, data)
 
-    def _start(self, began: float) -> None:
+    def _start(self) -> None:
         runs = self._runs
         if self._sweep_pays():
             # Sweep at once unless every run was just seen (seeded).
@@ -525,7 +525,7 @@ class Watcher:
         """One sweeping task: at once (cost None), or a period for `cost` requests from now."""
         assert isinstance(self._client, ListClient)
         sweeper = Sweeper(self._client, self._runs, self._pacing, slots=self._slots, clock=self._clock,
-                          sleep=self._sleep, began=self._began, hand_over=self._hand_over,
+                          sleep=self._sleep, began=self._began, hand_over=self._start_polls,
                           threshold=self._sweep_above)
         self._sweeping = True
         self._mode += 1  # the poll tasks running now stop when they next wake
@@ -534,13 +534,9 @@ class Watcher:
     async def _sweeps(self, sweeper: Sweeper, delay: float) -> None:
         try:
             await sweeper.loop(delay)
-        finally:
+        finally:  # however it ends (handed over, stopped, cancelled), the next add may sweep
             self._sweeping = False
             self._sweep_cost = sweeper.cost
-
-    def _hand_over(self) -> None:
-        self._sweeping = False
-        self._start_polls()
 
     def _schedule(self, track: Track) -> None:
         """An added run: the running sweep takes it, or sweeps start, or it gets polls."""

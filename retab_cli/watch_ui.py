@@ -293,7 +293,7 @@ async def report_interrupt(env: Env, session: WatchSession, *, cancel: bool,
     cancelled = await cancel_active(env, active) if cancel and active else {}
     renderer = env.renderer
     message = "interrupted; the runs were not cancelled" if not cancel else "interrupted"
-    if renderer.explicit_json:  # scripts asked for JSON: say it as JSON too (DESIGN §2)
+    if renderer.explicit_json:  # scripts asked for JSON: say it as JSON too (docs/design.md §2)
         renderer.error(errors.InterruptError(message, exit_code=code))
     else:
         renderer.warn(message)

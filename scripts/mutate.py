@@ -36,12 +36,14 @@ from pathlib import Path
 # Which tests cover which module (used when --tests is not given). Files missing from
 # the checkout are left out, so an older commit can be measured with what it has.
 DEFAULT_TESTS = {
-    "retab_cli/client.py": ["tests/test_client.py"],
+    "retab_cli/client.py": ["tests/test_client.py", "tests/batch/test_request_overhead.py"],
     "retab_cli/budget.py": ["tests/test_budget.py"],
     "retab_cli/errors.py": ["tests/test_errors.py", "tests/test_client.py"],
     "retab_cli/urls.py": ["tests/test_urls.py", "tests/test_client.py", "tests/test_settings.py"],
-    "retab_cli/watch.py": ["tests/test_watch.py", "tests/test_watch_sweep.py"],
-    "retab_cli/sweep.py": ["tests/test_watch_sweep.py", "tests/test_watch.py"],
+    "retab_cli/watch.py": ["tests/test_watch.py", "tests/test_watch_sweep.py",
+                           "tests/batch/test_follow.py"],
+    "retab_cli/sweep.py": ["tests/test_watch_sweep.py", "tests/test_watch.py",
+                           "tests/batch/test_follow.py"],
     "retab_cli/parsing.py": ["tests/test_parsing.py"],
     "retab_cli/statuses.py": ["tests/test_watch.py"],
 }

@@ -828,6 +828,11 @@ def test_key_in_a_transport_error_and_notices_is_masked() -> None:
     assert KEY not in trace.notices[0] and MASKED in trace.notices[0]
 
 
+def summaries(lines: list[str]) -> list[str]:
+    """The --debug summary lines, without the headers and bodies under them."""
+    return [line for line in lines if not line.startswith("debug:   ")]
+
+
 def test_debug_log_masks_and_times() -> None:
     lines: list[str] = []
 
@@ -836,20 +841,54 @@ def test_debug_log_masks_and_times() -> None:
         return ok(PARTITION, **{"x-request-id": f"req_{KEY}"})
 
     exchange([slow], get, debug=lines.append)  # type: ignore[list-item]
-    assert lines == [f"debug: GET {BASE}/v1/partitions/prtn_1 -> 200 (250 ms) request_id=req_{MASKED}"]
+    assert summaries(lines) == [f"debug: GET {BASE}/v1/partitions/prtn_1?include_output=true -> 200 "
+                                f"(250 ms) request_id=req_{MASKED}"]
+    assert all(KEY not in line for line in lines)
     lines.clear()
     exchange([httpx.ReadError("reset"), raw(204)], lambda c: c.delete("prtn_1"), debug=lines.append)
-    assert lines == [f"debug: DELETE {BASE}/v1/partitions/prtn_1 -> no response (0 ms)",
-                     f"debug: DELETE {BASE}/v1/partitions/prtn_1 -> 204 (0 ms)"]
+    assert summaries(lines) == [f"debug: DELETE {BASE}/v1/partitions/prtn_1 -> no response (0 ms)",
+                                f"debug: DELETE {BASE}/v1/partitions/prtn_1 -> 204 (0 ms)"]
 
 
 def test_debug_lines_for_timeouts_and_corrupt_bodies() -> None:
     lines: list[str] = []
     fails([HANG], get, NetworkError, debug=lines.append, max_attempts=1)
-    assert lines == [f"debug: GET {BASE}/v1/partitions/prtn_1 -> no response (30000 ms)"]
+    assert summaries(lines) == [f"debug: GET {BASE}/v1/partitions/prtn_1?include_output=true -> no "
+                                "response (30000 ms)"]
+    assert not any(line.startswith("debug:   <") for line in lines)  # nothing came back
     lines.clear()
     fails([gzip_corrupt()], get, BadResponseError, debug=lines.append, max_attempts=1)
-    assert lines == [f"debug: GET {BASE}/v1/partitions/prtn_1 -> no response (0 ms)"]
+    assert summaries(lines) == [f"debug: GET {BASE}/v1/partitions/prtn_1?include_output=true -> no "
+                                "response (0 ms)"]
+
+
+def test_debug_shows_the_whole_exchange_with_secrets_masked_and_documents_left_out() -> None:
+    lines: list[str] = []
+    document = "data:application/pdf;base64," + "QUJD" * 5000
+    echo = {**PARTITION, "echo": KEY, "long": "x" * 3000}
+    answer = ok(echo, **{"x-request-id": "req_1", "set-cookie": "session=abcdefghijklmnop"})
+
+    async def create(c: Client) -> ApiResult:
+        return await c.create({"document": {"filename": "a.pdf", "url": document}, "key": "k"},
+                              idempotency_key="idem-1")
+
+    exchange([answer], create, debug=lines.append)
+    request = [line for line in lines if line.startswith("debug:   > ")]
+    response = [line for line in lines if line.startswith("debug:   < ")]
+    assert lines[0] == f"debug: POST {BASE}/v1/partitions -> 200 (0 ms) request_id=req_1"
+    assert f"debug:   > authorization: Bearer {MASKED}" in request
+    assert f"debug:   > api-key: {MASKED}" in request
+    assert "debug:   > idempotency-key: idem-1" in request
+    assert request[-1] == ('debug:   > {"document":{"filename":"a.pdf","url":'
+                           '"data:application/pdf;base64,<20000 characters left out>"},'
+                           '"key":"k"}')
+    assert "debug:   < set-cookie: ses...mnop" in response
+    assert "debug:   < x-request-id: req_1" in response
+    body = response[-1]
+    assert body.startswith('debug:   < {"id":"prtn_1"') and f'"echo":"{MASKED}"' in body
+    assert body.endswith(f"… ({len(answer.content)} bytes in all)")
+    assert len(body) < 2048 + 100
+    assert all(KEY not in line for line in lines)
 
 
 # ---- ids -----------------------------------------------------------------------------

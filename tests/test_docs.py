@@ -164,6 +164,20 @@ def test_every_design_citation_names_a_section() -> None:
     assert [(where, n) for where, n in found if n not in sections] == []
 
 
+def test_no_file_cites_the_design_by_its_old_name() -> None:
+    """`DESIGN §N` named ../shared/DESIGN.md, which a clone does not have: cite the copy."""
+    old = "DESIGN" + " §"
+    found = []
+    for path in tree_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        found += [f"{path.relative_to(ROOT)}:{n}" for n, line in enumerate(text.splitlines(), 1)
+                  if old in line and path.name != "test_docs.py"]
+    assert found == []
+
+
 def test_the_citation_pattern_reads_every_form() -> None:
     cited = "see docs/design.md §2, §8 and design.md §10–§12, DESIGN §" + "99"
     assert [re.findall(r"§(\d+)", m.group(1)) for m in CITATION.finditer(cited)] == \
@@ -341,3 +355,38 @@ def test_the_workflow_partitions_and_summarises(emu: Emulator, tmp_path: Path) -
     table = summary.read_text()
     assert all(run_id in table for run_id in ids)
     assert "::error" not in result.stderr
+
+
+# ---- docs/hardening.md names real tests ----------------------------------------------------
+
+HARDENING = ROOT / "docs" / "hardening.md"
+NAMED_TEST = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
+
+
+def named_tests(text: str) -> list[tuple[str, str]]:
+    return NAMED_TEST.findall(text)
+
+
+def test_every_test_the_hardening_table_names_exists() -> None:
+    named = named_tests(HARDENING.read_text())
+    assert len(named) >= 18
+    missing = [f"{path}::{name}" for path, name in named
+               if not re.search(rf"^(async )?def {name}\(", (ROOT / path).read_text(), re.M)]
+    assert missing == []
+
+
+def test_every_item_of_issue_8_has_a_row_with_a_test() -> None:
+    rows = {int(m.group(1)): m.group(2) for m in
+            re.finditer(r"^\| (\d+) \|(.*)$", HARDENING.read_text(), re.M)}
+    assert sorted(rows) == list(range(1, 19))
+    assert [n for n, row in rows.items() if not named_tests(row)] == []
+
+
+def test_the_name_check_catches_a_test_that_does_not_exist() -> None:
+    text = "`tests/test_docs.py::test_no_such_test` and `tests/test_docs.py::test_slugs_follow_github`"
+    named = named_tests(text)
+    assert named == [("tests/test_docs.py", "test_no_such_test"),
+                     ("tests/test_docs.py", "test_slugs_follow_github")]
+    source = (ROOT / "tests/test_docs.py").read_text()
+    assert [n for _, n in named if not re.search(rf"^def {n}\(", source, re.M)] == [
+        "test_no_such_test"]

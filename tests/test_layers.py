@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("retab_cli", "retab_cli.errors", "retab_cli.statuses", "retab_cli.parsing",
                     "retab_cli.urls", "retab_cli.models", "retab_cli.text")),
     ("transport", ("retab_cli.settings", "retab_cli.client", "retab_cli.budget",
-                   "retab_cli.connect")),
+                   "retab_cli.connect", "retab_cli.exchange_log")),
     ("engines", ("retab_cli.watch", "retab_cli.sweep", "retab_cli.paging", "retab_cli.bulk",
                  "retab_cli.chunks", "retab_cli.documents", "retab_cli.uploads", "retab_cli.creating",
                  "retab_cli.recent", "retab_cli.running", "retab_cli.batch",

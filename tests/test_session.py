@@ -181,7 +181,7 @@ def test_without_a_signal_the_result_and_errors_pass_through() -> None:
 
 
 def test_the_command_layer_loads_no_engine_until_a_command_runs() -> None:
-    """`--help` pays for the command declarations only (DESIGN §7)."""
+    """`--help` pays for the command declarations only (docs/design.md §7)."""
     import subprocess
     import sys
 

@@ -1,4 +1,4 @@
-"""Base-URL rules (DESIGN §5): https, http only on loopback, no userinfo, query or
+"""Base-URL rules (docs/design.md §5): https, http only on loopback, no userinfo, query or
 fragment, a trailing /v1 trimmed; loopback parsed as an address; the API identity."""
 
 from __future__ import annotations

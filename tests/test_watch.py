@@ -243,7 +243,7 @@ def test_a_thousand_runs_stay_within_budget_and_all_end() -> None:
         lags = [e.at - ends[e.run.id] for e in events if e.kind == "status" and e.new == "completed"]
         assert len(lags) == 1000
         # The per-run floor is N / rate = 200 s while all 1,000 are active (no list
-        # sweep), so "within 2 intervals" (DESIGN §7) means within 400 s here.
+        # sweep), so "within 2 intervals" (docs/design.md §7) means within 400 s here.
         assert max(lags) <= 2 * 1000 / 5.0
         assert w.exit_code() == 0
 

@@ -1,6 +1,6 @@
 """Read each document once: sha256, size, mtime, type and page count, in bounded memory.
 
-Page counts follow what the service bills (DESIGN §10): PDFs through pypdf, text split
+Page counts follow what the service bills (docs/design.md §10): PDFs through pypdf, text split
 on form feeds (a trailing form feed opens no page, as the emulator counts), one page for
 an image. Office documents (docx, xlsx, pptx) count 1 page: their page count is only
 known once rendered, so the estimate is a lower bound for them.

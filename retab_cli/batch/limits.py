@@ -1,4 +1,4 @@
-"""The limits that stop a batch submitting (DESIGN §10): credits, failures in a row, time.
+"""The limits that stop a batch submitting (docs/design.md §10): credits, failures in a row, time.
 
 Each limit stops new creates only; runs already created are still followed to their
 end. They count within one invocation: running the same command again resumes with

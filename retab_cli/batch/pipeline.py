@@ -1,4 +1,4 @@
-"""The batch engine (DESIGN §10): read, claim, create, watch, split, all at once.
+"""The batch engine (docs/design.md §10): read, claim, create, watch, split, all at once.
 
 Stages, each a task, joined by small queues (so memory holds a bounded number of
 documents, whatever the folder's size):
@@ -36,7 +36,7 @@ from retab_cli.batch.journal import HASHED, LOCAL_ERROR, RETRYABLE, SENDING, Jou
 from retab_cli.batch.limits import Gate, Limits
 from retab_cli.batch.params import Params
 from retab_cli.batch.progress import Progress
-from retab_cli.batch.sending import create_options, send_document
+from retab_cli.batch.sending import create_options, held_while_sent, send_document
 from retab_cli.batch.shard import WHOLE, Shard
 from retab_cli.batch.sources import Selection, Source, WalkStats, walk
 from retab_cli.batch.splitting import is_split, split_document, target_dir
@@ -100,7 +100,7 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        """DESIGN §10: 0 every document completed (and split), 3 some failed, 5 some
+        """docs/design.md §10: 0 every document completed (and split), 3 some failed, 5 some
         cancelled, 7 stopped early, 2 nothing could be read; the §3 order between them."""
         if self.found == 0 or (not self.stopped and self.taken
                                and self.statuses[LOCAL_ERROR] == self.taken):
@@ -295,7 +295,7 @@ class Batch:
             return
         self.progress.sending += 1
         try:
-            async with self._bytes.hold(row.size or 0):
+            async with self._bytes.hold(held_while_sent(self.journal, row)):
                 data = await send_document(self.client, self.options, self.journal, row, key)
             partition_id, status = str(data["id"]), status_of(data)
         except AuthError:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from retab_cli.batch.journal import Journal
     from retab_cli.session import Env
 
-OWN_MODES = ("csv", "markdown")  # report's own writers, beside the shared ones of DESIGN §2
+OWN_MODES = ("csv", "markdown")  # report's own writers, beside the shared ones of docs/design.md §2
 REPORT_MODES = ("auto", "table", "json", "jsonl", "csv", "markdown")
 # The table's columns when --fields is not given: the path last, so it gets the room left.
 TABLE_FIELDS = ("status", "pages", "chunks", "credits", "partition_id", "error_code", "path")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from retab_cli.batch.journal import Journal, Row
 from retab_cli.batch.params import Params
 from retab_cli.creating import CreateOptions, default_instructions
-from retab_cli.documents import Document, plan_transport
+from retab_cli.documents import Document, bytes_held, plan_transport
 from retab_cli.errors import UsageError
 from retab_cli.parsing import parse_time
 
@@ -50,10 +50,9 @@ def create_options(params: Params) -> CreateOptions:
 async def send_document(client: Client, options: CreateOptions, journal: Journal, row: Row,
                         key: str) -> dict[str, Any]:
     """Create the run of a claimed row (or find the one its forgotten key made)."""
-    assert row.run_id is not None and row.sha256 is not None
-    filename, mime_type = journal.sent_as(row.run_id)
-    document = Document(label=row.relpath, filename=filename, mime_type=mime_type,
-                        size=row.size, path=Path(row.source))
+    assert row.sha256 is not None
+    document = _document(journal, row)
+    filename = document.filename
     if plan_transport(document, "auto") == "upload":
         document = await _uploaded(client, journal, document, row.sha256)
     body = await asyncio.to_thread(_body, options, document, row.sha256)
@@ -64,6 +63,20 @@ async def send_document(client: Client, options: CreateOptions, journal: Journal
     result = await client.create(body, idempotency_key=key)
     data: dict[str, Any] = result.data
     return data
+
+
+def held_while_sent(journal: Journal, row: Row) -> int:
+    """The bytes a claimed row's document keeps in memory while it is sent."""
+    document = _document(journal, row)
+    return bytes_held(document, plan_transport(document, "auto"))
+
+
+def _document(journal: Journal, row: Row) -> Document:
+    """The document as its first claim sends it (the filename and type fixed then)."""
+    assert row.run_id is not None
+    filename, mime_type = journal.sent_as(row.run_id)
+    return Document(label=row.relpath, filename=filename, mime_type=mime_type,
+                    size=row.size, path=Path(row.source))
 
 
 def _body(options: CreateOptions, document: Document, sha256: str) -> dict[str, Any]:

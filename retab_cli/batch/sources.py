@@ -1,6 +1,6 @@
 """SOURCE... to documents: files and directories walked in a stable order, lazily.
 
-Rules (DESIGN §10, and the choices made where it is silent):
+Rules (docs/design.md §10, and the choices made where it is silent):
 - Directories are walked depth first, each one's entries sorted by name (code point
   order, files and subdirectories interleaved); only the directories on the current
   path are held in memory, so 100,000 files cost what sorting one directory costs.

@@ -3,7 +3,7 @@
 - stderr: `journal: PATH` at the start; a live display on a terminal, else one plain
   line every 30 s (and at the end); a line per document refused or failed; the totals,
   why the batch stopped and the command that resumes it. In GitHub Actions, the step
-  summary and `::error::` annotations of DESIGN §4.
+  summary and `::error::` annotations of docs/design.md §4.
 - stdout: `-o jsonl` one event per document state change (`{"event", ...the report
   row}`) and a last `summary` event; `-o json` the summary object; `-q` the runs' ids.
 - Ctrl-C / SIGTERM: creates stop at once, the journal is left consistent (each change

@@ -36,6 +36,7 @@ class Action:
     question: str  # the confirmation, with {n}
     statuses: tuple[str, ...] = ()  # --all-matching without --status: these (none: all)
     confirm_ids: bool = False  # ids given by hand are confirmed too
+    needs_filter: bool = True  # --all-matching alone would act on every run: refused
 
 
 @dataclass
@@ -57,8 +58,8 @@ class Filters:
     """`--all-matching` and the list filters it takes."""
 
     all_matching: Annotated[bool, typer.Option(
-        "--all-matching", help="Every run matching the filters instead of ids (at least one "
-                               "filter is needed).")] = False
+        "--all-matching", help="Every run matching the filters, listed once, instead of ids.")
+    ] = False
     status: StatusOpt = None
     filename: FilenameOpt = None
     since: SinceOpt = None
@@ -68,8 +69,8 @@ class Filters:
         return bool(self.status or self.filename or self.since or self.until)
 
 
-def _matching_query(action: Action, ids: list[str] | None,
-                    filters: Filters) -> ListQuery | None:
+def matching_query(action: Action, ids: list[str] | None,
+                   filters: Filters) -> ListQuery | None:
     """The query for --all-matching, checked; None when ids were given instead."""
     if not filters.all_matching:
         if filters.given():
@@ -80,7 +81,7 @@ def _matching_query(action: Action, ids: list[str] | None,
         return None
     if ids:
         raise UsageError("give either ids or --all-matching, not both")
-    if not filters.given():
+    if action.needs_filter and not filters.given():
         raise UsageError("--all-matching needs at least one filter (--status, --filename, "
                          "--since, --until)")
     from retab_cli.paging import build_query
@@ -99,7 +100,7 @@ def run_bulk(env: Env, action: Action, ids: list[str] | None, filters: Filters, 
     from retab_cli.bulk import Ledger, Tally, one_id, partial_on_broken_pipe
     from retab_cli.session import read_ids
 
-    query = _matching_query(action, ids, filters)
+    query = matching_query(action, ids, filters)
     ledger = Ledger(read_ids(ids or []) if query is None else [])
     targets = Targets(ledger, Tally(env.renderer.error), one_id(ids))
     if query is None and not _settle_ids(env, action, targets, dry_run=dry_run, yes=yes):
@@ -122,6 +123,16 @@ def run_bulk(env: Env, action: Action, ids: list[str] | None, filters: Filters, 
                    on_broken_pipe=partial_on_broken_pipe(env.renderer, action.done, ledger))
 
 
+async def matching_ids(env: Env, client: Client, action: Action, query: ListQuery) -> list[str]:
+    """The runs matching `query`, listed once (a snapshot); a note when there are none."""
+    from retab_cli.paging import snapshot_ids
+
+    wanted = await snapshot_ids(client, query)
+    if not wanted:
+        env.renderer.info(f"no partitions match; nothing to {action.verb}")
+    return wanted
+
+
 def _settle_ids(env: Env, action: Action, targets: Targets, *, dry_run: bool,
                 yes: bool) -> bool:
     """Ids given by hand: shown for --dry-run, or confirmed if the action asks for it;
@@ -138,11 +149,8 @@ async def _snapshot_matching(env: Env, client: Client, action: Action, query: Li
                             dry_run: bool, yes: bool) -> list[str]:
     """The runs matching `query`, listed once, counted, then shown (--dry-run: nothing
     returned) or confirmed. An empty result means there is nothing to do."""
-    from retab_cli.paging import snapshot_ids
-
-    wanted = await snapshot_ids(client, query)
+    wanted = await matching_ids(env, client, action, query)
     if not wanted:
-        env.renderer.info(f"no partitions match; nothing to {action.verb}")
         return []
     if dry_run:
         _dry_run(env, action, wanted, single=False)

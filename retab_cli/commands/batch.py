@@ -3,7 +3,6 @@ resumable and sharded (the engine: retab_cli.batch)."""
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -140,5 +139,7 @@ def _resume(sources: list[str], run: RunFlags, flags: BatchFlags, journal: objec
                                    ("--bust-cache", run.bust_cache),
                                    ("--retry-failed", flags.retry_failed)) if on]
     args += ["--journal", str(journal)]
+    import shlex
+
     command = shlex.join(args)
     return command + "  (with the same paths on stdin)" if "-" in sources else command

@@ -35,7 +35,8 @@ def cancel(
         show_default=False)] = None,
 ) -> int:
     """Cancel runs. Cancelling a run that already ended is a success (it stays unchanged).
-    With --all-matching, statuses default to pending, queued and in_progress."""
+    With --all-matching (and at least one filter), statuses default to pending, queued and
+    in_progress."""
     from retab_cli.commands._matching import run_bulk
     from retab_cli.watch_ui import WatchSession, report_if_watching, watch_after
 

@@ -11,11 +11,12 @@ import typer
 
 from retab_cli import errors
 from retab_cli.commands._common import command
-from retab_cli.commands._options import RunFlags, duration
+from retab_cli.commands._options import RunFlags, choices, duration
+from retab_cli.parsing import UPLOAD_MODES
 
 if TYPE_CHECKING:
     from retab_cli.client import Client
-    from retab_cli.creating import Creates, Plan
+    from retab_cli.creating import Creates, DocumentSource, Plan
     from retab_cli.session import Env
 
 
@@ -40,6 +41,10 @@ class SendFlags:
              "--wait, the watch (exit 8).", show_default=False)] = None
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the requests that would be sent; send nothing.")] = False
+    upload: Annotated[str, typer.Option(
+        metavar="WHEN", autocompletion=choices(UPLOAD_MODES),
+        help="Send files through Retab's files API: auto (when the request would pass the "
+             "API's 32 MiB body limit inline), always or never.")] = "auto"
 
 
 @command()
@@ -51,19 +56,24 @@ def create(
     url: Annotated[str | None, typer.Option(
         metavar="URL", help="A document URL for the service to fetch (https://...), or a data: URL.",
         show_default=False)] = None,
+    file_id: Annotated[list[str] | None, typer.Option(
+        "--file-id", metavar="FILE_ID", help="A file already uploaded to Retab's files API "
+        "(repeatable: one run each).", show_default=False)] = None,
     *,
     run: RunFlags,
     send: SendFlags,
 ) -> int:
     """Partition documents along a key (one chunk per invoice, per contract, ...)."""
-    from retab_cli.creating import Creates, dry_run_requests
+    from retab_cli.creating import Creates, DocumentSource, dry_run_requests
     from retab_cli.watch_ui import WatchSession, report_if_watching, watch_after
 
-    plan = _plan(env, files or [], url, run, send)
+    source = DocumentSource(tuple(files or ()), url, send.filename, send.mime_type,
+                            tuple(file_id or ()))
+    plan = _plan(env, source, run, send)
     if send.dry_run:
-        requests = dry_run_requests(plan.options, plan.documents, plan.keys)
+        requests = dry_run_requests(plan.options, plan.documents, plan.keys, plan.transports)
         env.renderer.objects(requests, single=True)
-        env.renderer.info(f"dry run: {len(requests)} request(s) not sent")
+        env.renderer.info(f"dry run: {len(requests)} request(s) not sent{plan.how()}")
         return errors.OK
     creates, session = Creates(plan), WatchSession()
 
@@ -89,8 +99,9 @@ def create(
     return env.run(main, on_interrupt=on_interrupt, on_broken_pipe=on_broken_pipe)
 
 
-def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: SendFlags) -> Plan:
-    from retab_cli.creating import DocumentSource, Plan, require_key
+def _plan(env: Env, source: DocumentSource, run: RunFlags, send: SendFlags) -> Plan:
+    from retab_cli.creating import Plan, require_key
+    from retab_cli.parsing import choose
     from retab_cli.session import stdin_is_tty
 
     require_key(run.key)
@@ -100,19 +111,19 @@ def _plan(env: Env, files: list[str], url: str | None, run: RunFlags, send: Send
         raise errors.UsageError("--timeout applies to a synchronous create or --wait")
     options = run.options(background=send.background or send.wait, warn=env.renderer.warn)
     deadline = duration(send.timeout, "--timeout")
-    if files == ["-"] and url is None and stdin_is_tty():  # reading it would block
+    if source.files == ("-",) and source.url is None and stdin_is_tty():  # it would block
         raise errors.UsageError("'-' reads the document from stdin, but stdin is a terminal",
                                 hint="pipe it in, e.g. retab partitions create - --filename "
                                      "scan.pdf --key KEY < scan.pdf")
-    source = DocumentSource(tuple(files), url, send.filename, send.mime_type)
     return Plan.make(options, source.load(sys.stdin.buffer, env.renderer.warn),
-                     idempotency_key=send.idempotency_key, deadline=deadline, wait=send.wait)
+                     idempotency_key=send.idempotency_key, deadline=deadline, wait=send.wait,
+                     upload=choose(send.upload, UPLOAD_MODES, "--upload"))
 
 
 async def _create_all(env: Env, client: Client, creates: Creates) -> None:
     """Send the creates, showing each result as it comes (or, with --wait, leaving the
     showing to the watch)."""
-    from retab_cli.render.progress import create_spinner
+    from retab_cli.render.transfer import create_progress
     from retab_cli.watch_ui import status_error
 
     renderer, plan = env.renderer, creates.plan
@@ -124,8 +135,7 @@ async def _create_all(env: Env, client: Client, creates: Creates) -> None:
         if stream:
             renderer.jsonl(run)
 
-    progress = create_spinner(renderer, synchronous=not plan.options.background,
-                              total=len(plan.documents))
+    progress = create_progress(renderer, creates)
     with progress or contextlib.nullcontext():
         await creates.send(client, renderer, each=each,
                            advance=progress.advance if progress else None)

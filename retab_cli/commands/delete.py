@@ -27,7 +27,8 @@ def delete(
     yes: YesOpt = False,
 ) -> int:
     """Delete partition runs for good (asks first on a terminal; --yes otherwise).
-    With --all-matching, runs of any status match unless --status is given."""
+    With --all-matching (and at least one filter), runs of any status match unless --status
+    is given."""
     from retab_cli.bulk import DONE, bulk
     from retab_cli.commands._matching import run_bulk
     from retab_cli.recent import forget

@@ -1,6 +1,6 @@
 """The deterministic partitioner: pages of text grouped by the value after a key phrase.
 
-Rules (DESIGN §6), with the choices this module makes where the design is silent:
+Rules (docs/design.md §6), with the choices this module makes where the design is silent:
 - Text per page: PDFs through pypdf, plain text split on form feeds (a trailing form
   feed does not open an empty page); images are one page with no text.
 - The key phrase matches case-insensitively with flexible whitespace, as whole

@@ -1,4 +1,4 @@
-"""The output layer: the only code that writes to the terminal (DESIGN §2, §8).
+"""The output layer: the only code that writes to the terminal (docs/design.md §2, §8).
 
 stdout carries data only; everything else goes to stderr. This module stays free of
 rich at import time so the JSON path starts fast: tables live in `render.detail` and

@@ -1,4 +1,4 @@
-"""The live batch display on a terminal's stderr: counts, credits, rate and ETA (DESIGN §10)."""
+"""The live batch display on a terminal's stderr: counts, credits, rate and ETA (docs/design.md §10)."""
 
 from __future__ import annotations
 

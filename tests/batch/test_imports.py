@@ -1,4 +1,4 @@
-"""The batch engines stay free of the terminal and CLI layers (DESIGN §8)."""
+"""The batch engines stay free of the terminal and CLI layers (docs/design.md §8)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from retab_cli.batch.hashing import Digest
 from retab_cli.batch.journal import Journal
 from retab_cli.batch.sending import (
     _body,
@@ -19,11 +20,12 @@ from retab_cli.batch.sending import (
     _uploaded,
     batch_params,
     create_options,
+    held_while_sent,
 )
 from retab_cli.budget import Budget
 from retab_cli.client import Client
 from retab_cli.creating import default_instructions
-from retab_cli.documents import Document
+from retab_cli.documents import CHUNK, Document
 from retab_cli.errors import UsageError
 
 from upload_support import FilesApi, Storage
@@ -110,3 +112,27 @@ def test_a_key_is_looked_up_once_the_service_may_have_forgotten_it() -> None:
                         "file_0011223344556677", since)
     assert not _made_by({**item, "created_at": at(31)}, options, "a.pdf",
                         "file_0011223344556677", since)  # made before the claim
+
+
+def test_a_document_uploaded_holds_one_chunk_of_the_byte_budget_not_its_size(
+        tmp_path: Path) -> None:
+    """A 40 MiB document goes through the files API, streamed: holding its whole size
+    against the 64 MiB budget would make every other send wait for it."""
+    small, big = tmp_path / "small.pdf", tmp_path / "big.pdf"
+    small.write_bytes(b"%PDF-1.7 small")
+    with big.open("wb") as fh:
+        fh.write(b"%PDF-1.7\n")
+        fh.truncate(40 * 1024 * 1024)  # sparse
+    params = batch_params("k", None, None, None, False, False)
+    with Journal.open(tmp_path / "j.sqlite3", params, sources=[str(tmp_path)]) as journal:
+        held = {}
+        for path in (small, big):
+            size = path.stat().st_size
+            digest = Digest(hashlib.sha256(path.name.encode()).hexdigest(), size, 1,
+                            "application/pdf", 1)
+            row = journal.record_digest(path.name, str(path), digest)
+            journal.claim_send(row)
+            claimed = journal.row(path.name)
+            assert claimed is not None
+            held[path.name] = held_while_sent(journal, claimed)
+    assert held == {"small.pdf": small.stat().st_size, "big.pdf": CHUNK}
