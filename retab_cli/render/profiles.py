@@ -1,4 +1,4 @@
-"""`auth status` and `auth list` as lines: plain aligned text, no rich (DESIGN §8).
+"""`auth status` and `auth list` as lines: plain aligned text, no rich (docs/design.md §8).
 
 Names, URLs and problems come from a config file anyone may edit or from a server, so
 every cell is sanitised to one line before it is aligned.
