@@ -128,9 +128,10 @@ def hoist_globals(args: list[str], root: Any = None) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turn every failure into one line and an exit code."""
     from retab_cli.commands._common import run_app
-    from retab_cli.render.streams import flush_quietly, stand_in_closed_streams
+    from retab_cli.render.streams import escape_unencodable, flush_quietly, stand_in_closed_streams
 
     stand_in_closed_streams()  # `>&-` / `2>&-`: see render/streams.py
+    escape_unencodable()  # an ASCII or Latin-1 locale: see render/streams.py
     if completion.COMPLETE_VAR in os.environ:
         completion.install()  # shell completion only: skipped on normal runs
     root = typer.main.get_command(app)

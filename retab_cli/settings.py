@@ -85,6 +85,22 @@ class Settings:
             return f"refused  (from {self.api_key_source})"
         return NOT_SET
 
+    def status_info(self) -> dict[str, Any]:
+        """`auth status`'s object before the key is tried: the key masked, never whole."""
+        from retab_cli.client import mask_key
+
+        return {
+            "profile": self.profile,
+            "profile_source": self.profile_source,
+            "base_url": self.base_url,
+            "base_url_source": self.base_url_source,
+            "api_key": mask_key(self.api_key) if self.api_key else None,
+            "api_key_source": self.api_key_source,
+            "config_file": str(self.config_path),
+            "key_works": False,
+            "problem": None,
+        }
+
 
 def config_dir(env: Mapping[str, str] = os.environ) -> Path:
     if env.get("RETAB_CONFIG_DIR"):

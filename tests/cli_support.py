@@ -104,7 +104,8 @@ def run_isolated(home: Path, *args: str, env: dict[str, str] | None = None, stdi
     clean.update(env or {})
     done = subprocess.run([sys.executable, "-m", "retab_cli", *args], env=clean, input=stdin,
                           capture_output=True, timeout=timeout, preexec_fn=preexec_fn)
-    return Result(done.returncode, done.stdout.decode(), done.stderr.decode())
+    return Result(done.returncode, done.stdout.decode(errors="replace"),
+                  done.stderr.decode(errors="replace"))
 
 
 @contextmanager

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,7 +24,6 @@ from retab_cli.settings import (
 
 if TYPE_CHECKING:
     from retab_cli.session import Env
-    from retab_cli.settings import ProfileList
 
 app = typer.Typer(help="Store, check, list and switch the API keys of profiles (--profile NAME).",
                   no_args_is_help=True, rich_markup_mode=None)
@@ -86,20 +84,10 @@ def status(env: Env) -> int:
     works (exit 0 if it does, 4 if not)."""
 
     async def main() -> int:
-        from retab_cli.client import mask_key
+        from retab_cli.render.profiles import show_status
 
         settings = env.settings
-        info: dict[str, Any] = {
-            "profile": settings.profile,
-            "profile_source": settings.profile_source,
-            "base_url": settings.base_url,
-            "base_url_source": settings.base_url_source,
-            "api_key": mask_key(settings.api_key) if settings.api_key else None,
-            "api_key_source": settings.api_key_source,
-            "config_file": str(settings.config_path),
-            "key_works": False,
-            "problem": None,
-        }
+        info = settings.status_info()
         problem: RetabError | None = None
         try:
             async with env.client() as client:
@@ -110,7 +98,7 @@ def status(env: Env) -> int:
             if not isinstance(exc, AuthError | UsageError):
                 exc.exit_code = errors.AUTH  # type: ignore[misc]  # the key was not shown to work
             problem = exc
-        _show_status(env, info, settings.describe_key())
+        show_status(env.renderer, info, settings.describe_key())
         if problem is None:
             return errors.OK
         env.renderer.error(problem)  # as every command reports (a JSON line under --json)
@@ -119,53 +107,13 @@ def status(env: Env) -> int:
     return env.run(main)
 
 
-def _show_status(env: Env, info: dict[str, Any], key: str) -> None:
-    if env.renderer.mode == "json":
-        env.renderer.json(info)
-        return
-    if env.renderer.mode == "jsonl":
-        env.renderer.jsonl(info)
-        return
-    rows = [
-        ("profile", f"{info['profile']}  (from {info['profile_source']})"),
-        ("base url", f"{info['base_url']}  (from {info['base_url_source']})"),
-        ("api key", key),
-        ("config", info["config_file"]),
-        ("key works", "yes" if info["key_works"] else f"no: {info['problem']}"),
-    ]
-    for name, value in rows:
-        env.renderer.line(f"{name:<10} {_one_line(value)}")
-
-
 @app.command("list")
 @command(options=("output", "json"))
 def list_(env: Env) -> None:
     """List the profiles in the config file: base URL, masked key, and which one is active."""
-    profiles = list_profiles(env.opts, os.environ, warn=env.renderer.warn)
-    if env.renderer.mode in ("json", "jsonl"):
-        env.renderer.json(profiles.as_json())
-        return
-    _profile_table(env, profiles)
+    from retab_cli.render.profiles import show_profiles
 
-
-def _profile_table(env: Env, profiles: ProfileList) -> None:
-    rows = [[" ", "NAME", "BASE URL", "API KEY"]]  # the first column marks the active one
-    rows += [["*" if p.active else " ", p.name, p.base_url, p.key] for p in profiles.profiles]
-    for line in _aligned([[_one_line(cell) for cell in row] for row in rows]):
-        env.renderer.line(line)
-    env.renderer.info(f"active: {_one_line(profiles.active)} (from {profiles.active_source})")
-
-
-def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
-
-
-def _one_line(value: object) -> str:
-    from retab_cli.render import sanitize
-
-    return sanitize(value, single_line=True)  # names and URLs come from a file anyone may edit
+    show_profiles(env.renderer, list_profiles(env.opts, os.environ, warn=env.renderer.warn))
 
 
 @app.command()

@@ -132,3 +132,13 @@ class StdoutGuard(_Guard):
     def _failed(self, exc: OSError) -> UsageError:
         silence(self._stream)
         return UsageError(f"cannot write to stdout: {exc.strerror or exc}", hint=None)
+
+
+def escape_unencodable() -> None:
+    """At start-up: a character stdout's or stderr's encoding cannot hold (a server's `é`
+    under an ASCII or Latin-1 locale) is written as a backslash escape, not a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding != "utf8" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(OSError, ValueError):
+                stream.reconfigure(errors="backslashreplace")
