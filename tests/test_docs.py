@@ -165,7 +165,7 @@ def test_every_design_citation_names_a_section() -> None:
 
 
 def test_no_file_cites_the_design_by_its_old_name() -> None:
-    """`DESIGN §N` named ../shared/DESIGN.md, which a clone does not have: cite the copy."""
+    """`DESIGN §N` named a design file outside the repository: cite docs/design.md."""
     old = "DESIGN" + " §"
     found = []
     for path in tree_files():

@@ -7,8 +7,8 @@ properties are refused). Run this module with a published spec's path to
 regenerate a facts file (the files spec also describes usage endpoints the emulator
 does not serve: `--prefix` keeps the paths under it and the schemas they use):
 
-    python -m tests.emulator.openapi_facts ../shared/retab-api/partitions.openapi.json
-    python -m tests.emulator.openapi_facts ../shared/retab-api/files-usage.openapi.json \
+    python -m tests.emulator.openapi_facts docs/api/partitions.openapi.json
+    python -m tests.emulator.openapi_facts docs/api/files-usage.openapi.json \
         --prefix /v1/files tests/emulator/files_spec_facts.json
 """
 
