@@ -123,6 +123,22 @@ def http_stub(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         thread.join(5)
 
 
+@contextmanager
+def json_stub(answer: Any) -> Iterator[str]:
+    """`http_stub` answering every GET with `answer` as JSON (a hostile server's page)."""
+    body = json.dumps(answer).encode()
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            send_json(self, 200, body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    with http_stub(Answer) as url:
+        yield url
+
+
 def send_json(handler: BaseHTTPRequestHandler, status: int, body: bytes,
               headers: dict[str, str] | None = None) -> None:
     """Answer a stub request with a JSON body."""

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from retab_cli import recent
 from retab_cli.commands.completion import SHELLS, script
 from retab_cli.settings import GlobalOptions, Settings, resolve
 
-from cli_support import SAMPLE_PDF, Cli, http_stub, send_json
+from cli_support import SAMPLE_PDF, Cli, json_stub
 from emulator_support import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,17 +222,9 @@ HOSTILE_PAGE: dict[str, Any] = {"data": [{"id": HOSTILE_ID, "status": "completed
                 "list_metadata": {"before": None, "after": None}}
 
 
-class _HostileList(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        send_json(self, 200, json.dumps(HOSTILE_PAGE).encode())
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def hostile_server() -> Iterator[str]:
-    with http_stub(_HostileList) as url:
+    with json_stub(HOSTILE_PAGE) as url:
         yield url
 
 

@@ -4,15 +4,13 @@ a traceback; the recent-ids cache keeps only ids that pass the id rule."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_support import http_stub, run_isolated, send_json
+from cli_support import json_stub, run_isolated
 
 PAGE: dict[str, Any] = {"data": [{"id": "$(touch PWNED)", "status": "completed"},
                                  {"id": "prtn_\u00e9t\u00e9\u201d", "status": "completed"},
@@ -20,17 +18,9 @@ PAGE: dict[str, Any] = {"data": [{"id": "$(touch PWNED)", "status": "completed"}
                         "list_metadata": {"before": None, "after": None}}
 
 
-class _List(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        send_json(self, 200, json.dumps(PAGE).encode())
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    with http_stub(_List) as url:
+    with json_stub(PAGE) as url:
         yield url
 
 
