@@ -36,7 +36,7 @@ from retab_cli.batch.journal import HASHED, LOCAL_ERROR, RETRYABLE, SENDING, Jou
 from retab_cli.batch.limits import Gate, Limits
 from retab_cli.batch.params import Params
 from retab_cli.batch.progress import Progress
-from retab_cli.batch.sending import create_options, held_while_sent, send_document
+from retab_cli.batch.sending import create_options, outgoing, send_document
 from retab_cli.batch.shard import WHOLE, Shard
 from retab_cli.batch.sources import Selection, Source, WalkStats, walk
 from retab_cli.batch.splitting import is_split, split_document, target_dir
@@ -295,8 +295,9 @@ class Batch:
             return
         self.progress.sending += 1
         try:
-            async with self._bytes.hold(held_while_sent(self.journal, row)):
-                data = await send_document(self.client, self.options, self.journal, row, key)
+            out = outgoing(self.journal, row)  # one look-up of how the row is sent
+            async with self._bytes.hold(out.held):
+                data = await send_document(self.client, self.options, self.journal, row, key, out)
             partition_id, status = str(data["id"]), status_of(data)
         except AuthError:
             raise

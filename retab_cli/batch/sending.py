@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,13 +48,31 @@ def create_options(params: Params) -> CreateOptions:
                          background=True)
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed row's document as its first claim sends it, and how it travels."""
+
+    document: Document
+    transport: str  # "inline" or "upload" (documents.plan_transport, --upload auto)
+
+    @property
+    def held(self) -> int:
+        """The bytes it keeps in memory while it is sent (documents.bytes_held)."""
+        return bytes_held(self.document, self.transport)
+
+
+def outgoing(journal: Journal, row: Row) -> Outgoing:
+    document = _document(journal, row)
+    return Outgoing(document, plan_transport(document, "auto"))
+
+
 async def send_document(client: Client, options: CreateOptions, journal: Journal, row: Row,
-                        key: str) -> dict[str, Any]:
+                        key: str, out: Outgoing) -> dict[str, Any]:
     """Create the run of a claimed row (or find the one its forgotten key made)."""
     assert row.sha256 is not None
-    document = _document(journal, row)
+    document = out.document
     filename = document.filename
-    if plan_transport(document, "auto") == "upload":
+    if out.transport == "upload":
         document = await _uploaded(client, journal, document, row.sha256)
     body = await asyncio.to_thread(_body, options, document, row.sha256)
     if _key_forgotten(row.claimed_at):
@@ -67,8 +86,7 @@ async def send_document(client: Client, options: CreateOptions, journal: Journal
 
 def held_while_sent(journal: Journal, row: Row) -> int:
     """The bytes a claimed row's document keeps in memory while it is sent."""
-    document = _document(journal, row)
-    return bytes_held(document, plan_transport(document, "auto"))
+    return outgoing(journal, row).held
 
 
 def _document(journal: Journal, row: Row) -> Document:
