@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from retab_cli.client import mask_key  # loaded already: only the client calls this module
+
 BODY_LIMIT = 2048  # characters of a body shown
 # Header names that say they carry a credential: `Authorization`, `Api-Key`, cookies, and
 # any `*-Token`, `*-Secret`, `*-Session`, `*-Signature`... a server or proxy may add.
@@ -60,7 +62,7 @@ def masked_header(value: str) -> str:
     scheme, _, token = value.partition(" ")
     if not token:
         scheme, token = "", scheme
-    shown = f"{token[:3]}...{token[-4:]}" if len(token) >= 12 else "****"
+    shown = mask_key(token)  # as the key is shown everywhere else
     return f"{scheme} {shown}" if scheme else shown
 
 
